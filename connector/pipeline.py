@@ -1,0 +1,562 @@
+"""Applying decisions: the one place where processing a mail writes.
+
+A mail is processed in this order, and a restart resumes from the last
+record: archive raw → record *seen* → decide → record the decision (work
+order number reserved) → call the target → record *done* → post-action.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from connector.decide import Decision, Delivery, Outcome, decide
+from connector.directory import Address, Relation
+from connector.mail import InboundMail, parse_mail
+from connector.settings import Settings
+from connector.targets.base import FileAttachment, Note, Target
+from providers.errors import AuthError, Mail2woError, PermanentError
+from state.base import MailRecord, StateStore
+
+__all__ = ["MAX_ATTEMPTS", "Processor", "Result"]
+
+logger = logging.getLogger("mail2wo")
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class Result:
+    """What happened to one mail, in the shape of SPEC §15."""
+
+    outcome: Outcome
+    delivery: Delivery
+    file: str | None = None
+    message_id: str = ""
+    reason: str = ""
+    configuration: str | None = None
+    customer_rule: str | None = None
+    thread_signal: str | None = None
+    workorder: dict[str, Any] | None = None
+    subject: str = ""
+    sender: str = ""
+    trace: list[str] = field(default_factory=list)
+    mail: InboundMail | None = None
+    warnings: list[str] = field(default_factory=list)
+    log_id: int | None = None
+
+    def as_json(self, *, explain: bool = False) -> dict[str, Any]:
+        """The JSON Lines object of ``drop``, ``sync`` and ``explain``."""
+        data: dict[str, Any] = {}
+        if self.file is not None:
+            data["file"] = self.file
+        else:
+            data["mailbox"] = self.delivery.mailbox
+            data["provider_id"] = self.delivery.provider_id
+        data.update(
+            message_id=self.message_id,
+            outcome=str(self.outcome),
+            reason=self.reason or None,
+            configuration=self.configuration,
+            customer_rule=self.customer_rule,
+            thread_signal=self.thread_signal,
+            workorder=self.workorder,
+            warnings=self.warnings,
+        )
+        if explain:
+            data["trace"] = self.trace
+            data["mail"] = describe_mail(self.mail) if self.mail else None
+        return data
+
+
+def describe_mail(mail: InboundMail) -> dict[str, Any]:
+    """The parsed mail as ``explain --json`` shows it."""
+    return {
+        "message_id": mail.message_id,
+        "from": mail.from_addr,
+        "from_name": mail.from_name,
+        "to": list(mail.to),
+        "cc": list(mail.cc),
+        "reply_to": list(mail.reply_to),
+        "subject": mail.subject,
+        "date": mail.date.isoformat() if mail.date else None,
+        "text": mail.text,
+        "reply": mail.reply,
+        "attachments": [
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+                "inline": a.inline,
+            }
+            for a in mail.attachments
+        ],
+    }
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _json_relation(record: Relation | Address | None) -> dict[str, Any] | None:
+    return asdict(record) if record is not None else None
+
+
+class Processor:
+    """Runs mails through decide and apply against one store and target."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: StateStore,
+        target: Target,
+        *,
+        own_addresses: Collection[str] = (),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.target = target
+        self.own_addresses = {a.lower() for a in own_addresses}
+
+    # the public steps -----------------------------------------------------
+    def explain(
+        self,
+        raw: bytes,
+        delivery: Delivery,
+        now: datetime,
+        *,
+        only_configuration: str | None = None,
+        file: str | None = None,
+    ) -> Result:
+        """Decide without writing anything."""
+        try:
+            mail = parse_mail(raw)
+        except Mail2woError as exc:
+            return Result(Outcome.FAILED, delivery, file=file, reason=str(exc))
+        decision = decide(
+            mail,
+            delivery,
+            self.settings,
+            self.target.load_directory(),
+            self.store,
+            now,
+            own_addresses=self.own_addresses,
+            only_configuration=only_configuration,
+        )
+        result = self._result(mail, delivery, decision, file)
+        if decision.outcome is Outcome.CREATED and result.workorder is not None:
+            result.workorder["WorkorderNo"] = "(assigned when processed)"
+        return result
+
+    def process(
+        self, raw: bytes, delivery: Delivery, now: datetime, *, file: str | None = None
+    ) -> Result:
+        """Process one mail fully; never raises for a bad mail."""
+        started = time.perf_counter()
+        reference = self.store.archive(raw, now)
+        try:
+            mail = parse_mail(raw)
+        except Mail2woError as exc:
+            result = Result(Outcome.FAILED, delivery, file=file, reason=str(exc))
+            self._finish_unreadable(result, raw, reference, now, started)
+            return result
+
+        record = self.store.mail(mail.key)
+        if record is not None and self._is_replay(record, delivery):
+            logger.debug("replay of %s from %s skipped", mail.key, delivery.mailbox)
+            result = Result(Outcome.DUPLICATE, delivery, file=file)
+            result.message_id = mail.message_id
+            result.reason = "already recorded from this mailbox"
+            result.log_id = -1
+            return result
+        return self._run(mail, delivery, now, reference, record, started, file)
+
+    def retry(self, record: MailRecord, now: datetime) -> Result:
+        """Process a recorded mail again (failed, deferred or by hand)."""
+        raw = self.store.read_archive(record["archive"])
+        delivery = Delivery(
+            mode=record.get("mode", "conversations"),
+            mailbox=record.get("mailbox", ""),
+            provider_id=record.get("provider_id", ""),
+            thread_id=record.get("thread_id"),
+        )
+        mail = parse_mail(raw)
+        return self._run(
+            mail, delivery, now, record["archive"], record, time.perf_counter(), None
+        )
+
+    # internals ----------------------------------------------------------------
+    @staticmethod
+    def _is_replay(record: MailRecord, delivery: Delivery) -> bool:
+        """The same provider message again: nothing new arrived."""
+        return (
+            delivery.mode == "conversations"
+            and record.get("status") == "done"
+            and record.get("mailbox") == delivery.mailbox
+            and record.get("provider_id") == delivery.provider_id
+        )
+
+    def _run(
+        self,
+        mail: InboundMail,
+        delivery: Delivery,
+        now: datetime,
+        reference: str,
+        record: MailRecord | None,
+        started: float,
+        file: str | None,
+    ) -> Result:
+        resuming = record is not None and record.get("status") == "decided"
+        if record is None or record.get("status") == "done":
+            if record is None:
+                record = self._seen(mail, delivery, reference, now)
+            decision = decide(
+                mail,
+                delivery,
+                self.settings,
+                self.target.load_directory(),
+                self.store,
+                now,
+                own_addresses=self.own_addresses,
+            )
+            if decision.outcome is Outcome.DUPLICATE:
+                result = self._result(mail, delivery, decision, file)
+                self._log(result, mail, delivery, started, now)
+                return result
+        elif resuming:
+            decision = _decision_from_record(record, mail)
+        else:
+            decision = decide(
+                mail,
+                delivery,
+                self.settings,
+                self.target.load_directory(),
+                self.store,
+                now,
+                own_addresses=self.own_addresses,
+            )
+        assert record is not None  # Defensive: set on every path above
+        result = self._result(mail, delivery, decision, file)
+        try:
+            self._apply(mail, delivery, decision, record, result, now)
+        except Mail2woError as exc:
+            return self._failed(mail, delivery, record, result, exc, now, started)
+        except Exception as exc:
+            logger.exception("processing %s failed", mail.key)
+            return self._failed(mail, delivery, record, result, exc, now, started)
+        self._log(result, mail, delivery, started, now)
+        logger.info(
+            "%s %s from %s: %s%s",
+            delivery.mailbox,
+            mail.message_id or mail.key,
+            mail.from_addr,
+            result.outcome,
+            f" {result.workorder.get('WorkorderNo')}" if result.workorder else "",
+        )
+        return result
+
+    def _seen(
+        self, mail: InboundMail, delivery: Delivery, reference: str, now: datetime
+    ) -> MailRecord:
+        record: MailRecord = {
+            "key": mail.key,
+            "status": "seen",
+            "mode": delivery.mode,
+            "mailbox": delivery.mailbox,
+            "provider_id": delivery.provider_id,
+            "thread_id": delivery.thread_id,
+            "message_id": mail.message_id,
+            "archive": reference,
+            "attempts": 0,
+            "first_seen": now.isoformat(),
+        }
+        self.store.put_mail(record)
+        return record
+
+    def _apply(
+        self,
+        mail: InboundMail,
+        delivery: Delivery,
+        decision: Decision,
+        record: MailRecord,
+        result: Result,
+        now: datetime,
+    ) -> None:
+        outcome = decision.outcome
+        if outcome is Outcome.CREATED:
+            assert decision.workorder is not None  # Defensive
+            number = record.get("workorder_no")
+            if record.get("status") != "decided" or not number:
+                number = self.store.reserve_workorder_no(
+                    now.astimezone(self.settings.zone).year,
+                    self.settings.workorder_prefix,
+                )
+                record.update(
+                    status="decided",
+                    workorder_no=number,
+                    decision=_decision_record(decision),
+                )
+                self.store.put_mail(record)
+            workorder = {"WorkorderNo": number, **decision.workorder}
+            result.workorder = {
+                **workorder,
+                "Attachments": [name for name, _ in decision.attachments],
+            }
+            self.store.link_thread(
+                number,
+                message_ids=[mail.message_id],
+                thread_ids=_thread_ids(delivery),
+                participants=decision.participants,
+            )
+            if decision.new_relation is not None:
+                self.target.add_relation(decision.new_relation)
+            if decision.new_address is not None:
+                self.target.add_address(decision.new_address)
+            self.target.create_workorder(workorder, _files(decision))
+            self.store.count_new_workorder(mail.from_addr, now)
+        elif outcome is Outcome.APPENDED:
+            assert decision.followup_of is not None  # Defensive
+            number = decision.followup_of
+            if record.get("status") != "decided":
+                record.update(
+                    status="decided",
+                    workorder_no=number,
+                    decision=_decision_record(decision),
+                )
+                self.store.put_mail(record)
+            self.store.link_thread(
+                number,
+                message_ids=[mail.message_id],
+                thread_ids=_thread_ids(delivery),
+                participants=decision.participants,
+            )
+            note = Note(
+                text=decision.note_text,
+                attachments=_files(decision),
+                sender=mail.from_addr,
+                subject=mail.subject,
+            )
+            self.target.append_note(number, note, mail.key)
+            result.workorder = {
+                "WorkorderNo": number,
+                "note": {
+                    "text": decision.note_text,
+                    "attachments": [name for name, _ in decision.attachments],
+                },
+            }
+
+        if delivery.mode == "conversations" and outcome in (
+            Outcome.CREATED,
+            Outcome.NO_CONFIGURATION,
+            Outcome.CUSTOMER_NOT_FOUND,
+        ):
+            self.store.count_usage(now.astimezone(self.settings.zone).date())
+        status = "deferred" if outcome is Outcome.DEFERRED else "done"
+        record.update(
+            status=status,
+            outcome=str(outcome),
+            workorder_no=record.get("workorder_no")
+            or (decision.followup_of if outcome is Outcome.APPENDED else None),
+            finished=now.isoformat(),
+            error=None,
+        )
+        record.pop("decision", None)
+        self.store.put_mail(record)
+
+    def _failed(
+        self,
+        mail: InboundMail,
+        delivery: Delivery,
+        record: MailRecord,
+        result: Result,
+        error: Exception,
+        now: datetime,
+        started: float,
+    ) -> Result:
+        attempts = int(record.get("attempts", 0)) + 1
+        permanent = isinstance(error, PermanentError)
+        quarantined = attempts >= MAX_ATTEMPTS or (
+            permanent and delivery.mode != "drop"
+        )
+        wait = timedelta(seconds=min(60 * 4 ** (attempts - 1), 6 * 3600))
+        record.update(
+            attempts=attempts,
+            error=f"{type(error).__name__}: {error}",
+            next_try=(now + wait).isoformat(),
+            failed_status=record.get("status"),
+        )
+        if record.get("status") != "decided":
+            record["status"] = "failed"
+        record["retry"] = "quarantined" if quarantined else "failed"
+        self.store.put_mail(record)
+        result.outcome = Outcome.QUARANTINED if quarantined else Outcome.FAILED
+        result.reason = str(error)
+        if isinstance(error, AuthError):
+            result.reason = f"target refused the credentials: {error}"
+        self._log(result, mail, delivery, started, now, error=record["error"])
+        logger.warning(
+            "%s %s: %s after %d attempt(s): %s",
+            delivery.mailbox,
+            mail.key,
+            result.outcome,
+            attempts,
+            error,
+        )
+        return result
+
+    def _finish_unreadable(
+        self, result: Result, raw: bytes, reference: str, now: datetime, started: float
+    ) -> None:
+        entry = {
+            "time": now.isoformat(),
+            "mode": result.delivery.mode,
+            "mailbox": result.delivery.mailbox,
+            "provider_id": result.delivery.provider_id,
+            "message_id": "",
+            "from": "",
+            "subject": "",
+            "outcome": str(result.outcome),
+            "reason": result.reason,
+            "configuration": None,
+            "customer_rule": None,
+            "thread_signal": None,
+            "workorder_no": None,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "excerpt": _excerpt(raw[:400].decode("utf-8", "replace")),
+            "error": result.reason,
+            "archive": reference,
+        }
+        result.log_id = self.store.log(entry)
+
+    def _result(
+        self,
+        mail: InboundMail,
+        delivery: Delivery,
+        decision: Decision,
+        file: str | None,
+    ) -> Result:
+        workorder = None
+        if decision.workorder is not None:
+            workorder = {
+                **decision.workorder,
+                "Attachments": [name for name, _ in decision.attachments],
+            }
+        if decision.outcome is Outcome.APPENDED:
+            workorder = {
+                "WorkorderNo": decision.followup_of,
+                "note": {
+                    "text": decision.note_text,
+                    "attachments": [name for name, _ in decision.attachments],
+                },
+            }
+        return Result(
+            outcome=decision.outcome,
+            delivery=delivery,
+            file=file,
+            message_id=mail.message_id,
+            reason=decision.reason,
+            configuration=decision.configuration,
+            customer_rule=decision.customer_rule,
+            thread_signal=decision.thread_signal,
+            workorder=workorder,
+            subject=mail.subject,
+            sender=mail.from_addr,
+            trace=list(decision.trace),
+            mail=mail,
+            warnings=list(decision.warnings),
+        )
+
+    def _log(
+        self,
+        result: Result,
+        mail: InboundMail,
+        delivery: Delivery,
+        started: float,
+        now: datetime,
+        *,
+        error: str | None = None,
+    ) -> None:
+        workorder_no = (result.workorder or {}).get("WorkorderNo")
+        entry = {
+            "time": now.isoformat(),
+            "mode": delivery.mode,
+            "mailbox": delivery.mailbox,
+            "provider_id": delivery.provider_id,
+            "message_id": mail.message_id,
+            "key": mail.key,
+            "from": mail.from_addr,
+            "subject": mail.subject,
+            "outcome": str(result.outcome),
+            "reason": result.reason or None,
+            "configuration": result.configuration,
+            "customer_rule": result.customer_rule,
+            "thread_signal": result.thread_signal,
+            "workorder_no": workorder_no,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "excerpt": _excerpt(mail.reply or mail.text),
+            "error": error,
+            "warnings": result.warnings,
+        }
+        result.log_id = self.store.log(entry)
+
+
+def _thread_ids(delivery: Delivery) -> list[tuple[str, str]]:
+    return [(delivery.mailbox, delivery.thread_id)] if delivery.thread_id else []
+
+
+def _files(decision: Decision) -> tuple[FileAttachment, ...]:
+    return tuple(
+        FileAttachment(name, attachment.content_type, attachment.data)
+        for name, attachment in decision.attachments
+    )
+
+
+def _decision_record(decision: Decision) -> dict[str, Any]:
+    return {
+        "outcome": str(decision.outcome),
+        "configuration": decision.configuration,
+        "customer_rule": decision.customer_rule,
+        "thread_signal": decision.thread_signal,
+        "followup_of": decision.followup_of,
+        "workorder": decision.workorder,
+        "note_text": decision.note_text,
+        "attachments": [
+            [name, attachment.sha256] for name, attachment in decision.attachments
+        ],
+        "new_relation": _json_relation(decision.new_relation),
+        "new_address": _json_relation(decision.new_address),
+        "participants": list(decision.participants),
+    }
+
+
+def _decision_from_record(record: MailRecord, mail: InboundMail) -> Decision:
+    """The decision stored before a cut-off call, with the mail's files."""
+    stored = record["decision"]
+    by_hash = {a.sha256: a for a in mail.attachments}
+    attachments = tuple(
+        (name, by_hash[digest])
+        for name, digest in stored["attachments"]
+        if digest in by_hash
+    )
+    relation = stored.get("new_relation")
+    address = stored.get("new_address")
+    return Decision(
+        Outcome(stored["outcome"]),
+        configuration=stored.get("configuration"),
+        customer_rule=stored.get("customer_rule"),
+        thread_signal=stored.get("thread_signal"),
+        followup_of=stored.get("followup_of"),
+        workorder=stored.get("workorder"),
+        note_text=stored.get("note_text", ""),
+        attachments=attachments,
+        new_relation=Relation(**relation) if relation else None,
+        new_address=Address(**address) if address else None,
+        participants=tuple(stored.get("participants", ())),
+        trace=("resumed from the recorded decision",),
+    )
