@@ -226,6 +226,7 @@ class Processor:
                 own_addresses=self.own_addresses,
             )
             if decision.outcome is Outcome.DUPLICATE:
+                self._remember_copy(record, delivery)
                 result = self._result(mail, delivery, decision, file)
                 self._log(result, mail, delivery, started, now)
                 return result
@@ -260,6 +261,19 @@ class Processor:
             f" {result.workorder.get('WorkorderNo')}" if result.workorder else "",
         )
         return result
+
+    def _remember_copy(self, record: MailRecord, delivery: Delivery) -> None:
+        """A second delivery of a recorded mail: a later sync skips it unread."""
+        if delivery.mode != "conversations" or not delivery.provider_id:
+            return
+        alias = [delivery.mailbox, delivery.provider_id]
+        aliases = [list(a) for a in record.get("aliases", [])]
+        if alias not in aliases and (
+            record.get("mailbox"),
+            record.get("provider_id"),
+        ) != tuple(alias):
+            record["aliases"] = [*aliases, alias]
+            self.store.put_mail(record)
 
     def _seen(
         self, mail: InboundMail, delivery: Delivery, reference: str, now: datetime

@@ -53,11 +53,9 @@ class TinyDBStateStore(StateStore):
         self._workorders = SegmentedTable(folder / "workorders", "no", segment_size)
         self._log = SegmentedTable(folder / "log", "id", segment_size)
         self._meta = SegmentedTable(folder / "meta", "name", segment_size)
-        self._by_provider = {
-            (r.get("mailbox", ""), r.get("provider_id", "")): r["key"]
-            for r in self._mails.values()
-            if r.get("provider_id")
-        }
+        self._by_provider: dict[tuple[str, str], str] = {}
+        for record in self._mails.values():
+            self._index_provider_ids(record)
         self._next_log_id = 1 + max(
             (int(e["id"]) for e in self._log.values()), default=0
         )
@@ -80,10 +78,16 @@ class TinyDBStateStore(StateStore):
 
     def put_mail(self, record: MailRecord) -> None:
         self._mails.put(record)
+        self._index_provider_ids(record)
+
+    def _index_provider_ids(self, record: MailRecord) -> None:
+        """Index the mail under its provider id and those of later copies."""
         if record.get("provider_id"):
             self._by_provider[(record.get("mailbox", ""), record["provider_id"])] = (
                 record["key"]
             )
+        for mailbox, provider_id in record.get("aliases", ()):
+            self._by_provider[(mailbox, provider_id)] = record["key"]
 
     def key_for_provider_id(self, mailbox: str, provider_id: str) -> str | None:
         return self._by_provider.get((mailbox, provider_id))

@@ -1,0 +1,763 @@
+"""The ``mail2wo`` command.
+
+Every command reads ``--settings`` (default ``./settings.toml``). A bad
+setting or an unreadable input file prints one line naming the place and
+the problem, exits with code 2 and changes nothing. Commands that report
+take ``--json`` and then print JSON Lines on standard output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from connector import app
+from connector.decide import Delivery, Outcome
+from connector.pipeline import Result
+from connector.settings import Settings, load_settings
+from providers.errors import Mail2woError, SettingsError
+
+__all__ = ["main"]
+
+logger = logging.getLogger("mail2wo")
+
+EXIT_BAD_INPUT = 2
+_PROGRESS_FROM = 10
+
+_OUTCOME_STYLE = {
+    "created": "green",
+    "appended": "cyan",
+    "ignored": "dim",
+    "duplicate": "dim",
+    "deferred": "yellow",
+    "no_configuration": "yellow",
+    "customer_not_found": "yellow",
+    "failed": "red",
+    "quarantined": "bold red",
+}
+
+
+class Context:
+    """What the group passes to its commands."""
+
+    def __init__(self, settings_path: Path) -> None:
+        self.settings_path = settings_path
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.settings_path)
+        return self._settings
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"mail2wo: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _emit(data: dict[str, Any]) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--settings",
+    "settings_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("settings.toml"),
+    show_default=True,
+    help="The settings file.",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
+@click.version_option(package_name="mail2wo")
+@click.pass_context
+def cli(ctx: click.Context, settings_path: Path, verbose: int) -> None:
+    """Turn e-mail into field-service work orders."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Context(settings_path)
+
+
+def main() -> None:
+    """Console entry point: settings and input problems exit with code 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_BAD_INPUT)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except SettingsError as exc:
+        _fail(str(exc))
+    except Mail2woError as exc:
+        click.echo(f"mail2wo: {exc}", err=True)
+        sys.exit(1)
+
+
+# reporting ------------------------------------------------------------------
+class Reporter:
+    """Prints results as JSON Lines or collects them for a summary table."""
+
+    def __init__(self, as_json: bool, title: str) -> None:
+        self.as_json = as_json
+        self.title = title
+        self.results: list[Result] = []
+        self.console = Console(stderr=False, highlight=False)
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._total = 0
+
+    def expect(self, count: int) -> None:
+        """Announce ``count`` more mails; shows a progress bar when many."""
+        self._total += count
+        if self.as_json or self._total < _PROGRESS_FROM:
+            if self._progress is not None:
+                self._progress.update(self._task, total=self._total)
+            return
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task(self.title, total=self._total)
+            self._progress.update(self._task, completed=len(self.results))
+        else:
+            self._progress.update(self._task, total=self._total)
+
+    def __call__(self, result: Result) -> None:
+        self.results.append(result)
+        if self._progress is not None:
+            self._progress.advance(self._task)
+        if self.as_json:
+            _emit(result.as_json())
+
+    def finish(self, errors: Iterable[tuple[str, str]] = ()) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        errors = list(errors)
+        if self.as_json:
+            for mailbox, error in errors:
+                _emit({"mailbox": mailbox, "outcome": "error", "reason": error})
+            return
+        if self.results:
+            self.console.print(
+                _summary_table(self.title, self.results, self.console.width)
+            )
+            counts = Counter(str(r.outcome) for r in self.results)
+            line = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+            self.console.print(f"{len(self.results)} mail(s): {line}")
+        else:
+            self.console.print("No new mail.")
+        for mailbox, error in errors:
+            self.console.print(f"[red]mailbox {mailbox}:[/red] {error}")
+
+
+def _summary_table(title: str, results: list[Result], width: int) -> Table:
+    wide, medium = width >= 140, width >= 110
+    table = Table(title=title, title_justify="left", show_lines=False)
+    if wide:
+        table.add_column("mail", overflow="ellipsis", no_wrap=True, max_width=30)
+    if medium:
+        table.add_column("from", overflow="ellipsis", no_wrap=True, max_width=22)
+    table.add_column(
+        "subject", overflow="ellipsis", no_wrap=True, max_width=30 if medium else 22
+    )
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("work order", no_wrap=True, min_width=9)
+    table.add_column("configuration / reason", overflow="fold", min_width=16)
+    for result in results:
+        outcome = str(result.outcome)
+        style = _OUTCOME_STYLE.get(outcome, "")
+        number = (result.workorder or {}).get("WorkorderNo") or ""
+        detail = result.configuration or ""
+        if result.outcome is Outcome.APPENDED and result.thread_signal:
+            detail = f"{detail} (by {result.thread_signal})".strip()
+        if result.reason and result.outcome not in (Outcome.CREATED, Outcome.APPENDED):
+            detail = f"{detail}: {result.reason}" if detail else result.reason
+        where = result.file or result.delivery.provider_id
+        cells = [
+            *([result.sender] if medium else []),
+            result.subject,
+            f"[{style}]{outcome}[/{style}]" if style else outcome,
+            str(number),
+            detail,
+        ]
+        if wide:
+            cells.insert(0, Path(where).name if result.file else where)
+        table.add_row(*cells)
+    return table
+
+
+# reading input files ---------------------------------------------------------
+def _read_files(files: Iterable[Path]) -> list[tuple[Path, bytes]]:
+    """Read every file first, so a bad one stops the command before any write."""
+    read: list[tuple[Path, bytes]] = []
+    for path in files:
+        try:
+            read.append((path, path.read_bytes()))
+        except FileNotFoundError:
+            _fail(f"{path}: file not found")
+        except IsADirectoryError:
+            _fail(f"{path}: is a folder; give .eml files")
+        except OSError as exc:
+            _fail(f"{path}: cannot read: {exc.strerror}")
+    return read
+
+
+# commands -------------------------------------------------------------------
+@cli.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=True)
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines output.")
+@pass_context
+def drop(context: Context, files: tuple[Path, ...], as_json: bool) -> None:
+    """WorkOrder Drop: process .eml files handed over by hand."""
+    settings = context.settings
+    mails = _read_files(files)
+    reporter = Reporter(as_json, "WorkOrder Drop")
+    reporter.expect(len(mails))
+    with app.open_workspace(settings) as workspace:
+        for path, raw in mails:
+            delivery = Delivery(mode="drop", mailbox="drop", provider_id=str(path))
+            reporter(
+                workspace.processor.process(
+                    raw, delivery, app.now_utc(), file=str(path)
+                )
+            )
+    reporter.finish()
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--config", "configuration", help="Try only this configuration.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@pass_context
+def explain(
+    context: Context, file: Path, configuration: str | None, as_json: bool
+) -> None:
+    """Dry run: show every decision and the would-be work order; writes nothing."""
+    settings = context.settings
+    if configuration is not None:
+        settings.configuration_named(configuration)
+    ((path, raw),) = _read_files([file])
+    result = _explain(settings, raw, str(path), configuration)
+    if as_json:
+        _emit(result.as_json(explain=True))
+        return
+    console = Console(highlight=False)
+    data = result.as_json(explain=True)
+    mail = data.get("mail") or {}
+    console.print(f"[bold]{path}[/bold]")
+    if mail:
+        console.print(f"  from     {mail['from_name']} <{mail['from']}>".rstrip())
+        console.print(f"  subject  {mail['subject']}")
+        console.print(f"  date     {mail['date']}")
+        names = ", ".join(a["filename"] for a in mail["attachments"]) or "none"
+        console.print(f"  files    {names}")
+    console.print("[bold]decisions[/bold]")
+    for number, step in enumerate(result.trace, 1):
+        console.print(f"  {number:>2}. {step}", markup=False)
+    console.print(
+        f"[bold]outcome[/bold]  {result.outcome}"
+        + (f": {result.reason}" if result.reason else "")
+    )
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/yellow]  {warning}", markup=True)
+    if result.workorder:
+        console.print("[bold]work order[/bold]")
+        for key, value in result.workorder.items():
+            shown = (
+                json.dumps(value, ensure_ascii=False)
+                if not isinstance(value, str)
+                else value
+            )
+            console.print(f"  {key:<22} {shown}", markup=False)
+
+
+def _explain(
+    settings: Settings, raw: bytes, file: str, configuration: str | None
+) -> Result:
+    """Decide against the current state, read-only when the state is busy."""
+    delivery = Delivery(mode="drop", mailbox="drop", provider_id=file)
+    state_dir = settings.state_dir
+    if not state_dir.exists():
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="mail2wo-explain-") as scratch:
+            copy = settings.model_copy(
+                update={
+                    "state": settings.state.model_copy(update={"path": Path(scratch)})
+                }
+            )
+            with app.open_workspace(copy) as workspace:
+                return workspace.processor.explain(
+                    raw,
+                    delivery,
+                    app.now_utc(),
+                    only_configuration=configuration,
+                    file=file,
+                )
+    with app.open_workspace(settings) as workspace:
+        return workspace.processor.explain(
+            raw, delivery, app.now_utc(), only_configuration=configuration, file=file
+        )
+
+
+@cli.command()
+@click.option("--mailbox", "mailbox_name", help="Only this mailbox.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines output.")
+@pass_context
+def sync(context: Context, mailbox_name: str | None, as_json: bool) -> None:
+    """One sync pass over the enabled mailboxes, then exit."""
+    settings = context.settings
+    if mailbox_name is not None:
+        mailboxes = [settings.mailbox_named(mailbox_name)]
+    else:
+        mailboxes = [m for m in settings.mailbox if m.enabled]
+    if not mailboxes:
+        _fail(f"{settings.source}: no enabled [[mailbox]] to sync")
+    reporter = Reporter(as_json, "Sync")
+    errors: list[tuple[str, str]] = []
+    with app.open_workspace(settings) as workspace:
+        for mailbox in mailboxes:
+            report = app.sync_mailbox(
+                workspace, mailbox, on_result=reporter, on_total=reporter.expect
+            )
+            if report.error:
+                errors.append((mailbox.name, report.error))
+    reporter.finish(errors)
+    if errors and len(errors) == len(mailboxes):
+        sys.exit(1)
+
+
+@cli.command()
+@pass_context
+def run(context: Context) -> None:
+    """Run Conversations mode on the scheduler until stopped (Ctrl-C)."""
+    from connector.scheduler import run_forever
+
+    run_forever(context.settings)
+
+
+@cli.command()
+@click.argument("mailbox_name", metavar="MAILBOX")
+@click.option("--headless", is_flag=True, help="Print the sign-in URL; no browser.")
+@pass_context
+def connect(context: Context, mailbox_name: str, headless: bool) -> None:
+    """Connect a mailbox with OAuth and show its newest subjects as proof."""
+    settings = context.settings
+    mailbox = settings.mailbox_named(mailbox_name)
+    if mailbox.kind == "folder":
+        click.echo(f"mailbox {mailbox.name} is a folder; it needs no connection.")
+        return
+    if mailbox.kind == "gmail" and (mailbox.auth or "installed_app") == "installed_app":
+        from providers.gmail import connect_installed_app, scopes_for
+
+        if mailbox.client_secrets_file is None:
+            _fail(
+                f"{settings.source}: mailbox '{mailbox.name}': "
+                "client_secrets_file is missing"
+            )
+        connect_installed_app(
+            settings.resolve(mailbox.client_secrets_file),
+            app.token_path(settings, mailbox),
+            scopes_for(mailbox.action),
+            headless=headless,
+        )
+
+    def show_code(flow: dict[str, Any]) -> None:
+        click.echo(flow.get("message") or flow.get("verification_uri", ""), err=True)
+
+    provider = app.build_provider(settings, mailbox, device_flow_callback=show_code)
+    try:
+        subjects = provider.newest_subjects(3)
+    finally:
+        provider.close()
+    click.echo(f"mailbox {mailbox.name} is connected. Newest mail:")
+    for subject in subjects:
+        click.echo(f"  - {subject}")
+
+
+@cli.command()
+@click.option("--online", is_flag=True, help="Also reach the target and mailboxes.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines output.")
+@pass_context
+def check(context: Context, online: bool, as_json: bool) -> None:
+    """Validate settings, rules and directory files; report unknown parameters."""
+    from connector.checks import run_checks
+
+    findings = run_checks(context.settings, online=online)
+    problems = [f for f in findings if f.level == "error"]
+    for finding in findings:
+        if as_json:
+            _emit(finding.as_json())
+        else:
+            colour = {"ok": "green", "warning": "yellow", "error": "red"}[finding.level]
+            Console(highlight=False).print(
+                f"[{colour}]{finding.level:<7}[/{colour}] "
+                f"{finding.place}: {finding.message}"
+            )
+    if problems:
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _parse_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"date {value!r}: expected YYYY-MM-DD")
+
+
+@cli.command()
+@click.option("--since", help="From this date (YYYY-MM-DD).")
+@click.option("--until", help="Up to and including this date (YYYY-MM-DD).")
+@click.option("--date", "on_day", help="Only this date (YYYY-MM-DD).")
+@click.option(
+    "--outcome",
+    type=click.Choice([str(o) for o in Outcome]),
+    multiple=True,
+    help="Only these outcomes (repeatable).",
+)
+@click.option("--configuration", help="Only this configuration.")
+@click.option("--mailbox", help="Only this mailbox (drop for WorkOrder Drop).")
+@click.option("--limit", type=int, default=0, help="Only the newest N entries.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines output.")
+@pass_context
+def logs(
+    context: Context,
+    since: str | None,
+    until: str | None,
+    on_day: str | None,
+    outcome: tuple[str, ...],
+    configuration: str | None,
+    mailbox: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The processing log, with filters."""
+    settings = context.settings
+    first, last = _parse_day(since), _parse_day(until)
+    if on_day is not None:
+        first = last = _parse_day(on_day)
+    zone = settings.zone
+    with app.open_workspace(settings) as workspace:
+        entries = []
+        for entry in workspace.store.log_entries():
+            day = datetime.fromisoformat(entry["time"]).astimezone(zone).date()
+            if first is not None and day < first:
+                continue
+            if last is not None and day > last:
+                continue
+            if outcome and entry.get("outcome") not in outcome:
+                continue
+            if (
+                configuration is not None
+                and entry.get("configuration") != configuration
+            ):
+                continue
+            if mailbox is not None and entry.get("mailbox") != mailbox:
+                continue
+            entries.append(entry)
+    if limit > 0:
+        entries = entries[-limit:]
+    if as_json:
+        for entry in entries:
+            _emit(_log_json(entry))
+        return
+    table = Table(title="Processing log", title_justify="left")
+    for column in (
+        "id",
+        "time",
+        "mailbox",
+        "from",
+        "subject",
+        "outcome",
+        "work order",
+        "configuration / reason",
+    ):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        style = _OUTCOME_STYLE.get(entry.get("outcome", ""), "")
+        detail = entry.get("configuration") or ""
+        if entry.get("reason"):
+            detail = f"{detail}: {entry['reason']}" if detail else entry["reason"]
+        table.add_row(
+            str(entry.get("id", "")),
+            datetime.fromisoformat(entry["time"])
+            .astimezone(zone)
+            .strftime("%Y-%m-%d %H:%M"),
+            entry.get("mailbox") or "",
+            entry.get("from") or "",
+            entry.get("subject") or "",
+            f"[{style}]{entry.get('outcome')}[/{style}]"
+            if style
+            else str(entry.get("outcome")),
+            entry.get("workorder_no") or "",
+            detail,
+        )
+    Console(highlight=False).print(table)
+
+
+_LOG_KEYS = (
+    "id",
+    "time",
+    "mode",
+    "mailbox",
+    "provider_id",
+    "message_id",
+    "from",
+    "subject",
+    "outcome",
+    "reason",
+    "configuration",
+    "customer_rule",
+    "thread_signal",
+    "workorder_no",
+    "duration_ms",
+    "excerpt",
+    "error",
+)
+
+
+def _log_json(entry: dict[str, Any]) -> dict[str, Any]:
+    data = {key: entry.get(key) for key in _LOG_KEYS}
+    if data["message_id"]:
+        data["message_id"] = str(data["message_id"]).strip("<>")
+    return data
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@pass_context
+def usage(context: Context, as_json: bool) -> None:
+    """Today's counter, the daily limit and the waiting mail."""
+    settings = context.settings
+    now = app.now_utc()
+    today = now.astimezone(settings.zone).date()
+    with app.open_workspace(settings) as workspace:
+        used = workspace.store.usage(today)
+        waiting = workspace.store.mails_with_status("deferred")
+    midnight = datetime.combine(
+        today + timedelta(days=1), datetime.min.time(), settings.zone
+    )
+    data = {
+        "date": today.isoformat(),
+        "used": used,
+        "limit": settings.daily_limit,
+        "remaining": max(settings.daily_limit - used, 0)
+        if settings.daily_limit
+        else None,
+        "waiting": len(waiting),
+        "resets_at": midnight.isoformat(),
+        "waiting_mail": [
+            {
+                "mailbox": r.get("mailbox"),
+                "message_id": str(r.get("message_id") or "").strip("<>"),
+                "since": r.get("first_seen"),
+            }
+            for r in waiting
+        ],
+    }
+    if as_json:
+        _emit(data)
+        return
+    limit = settings.daily_limit or "unlimited"
+    click.echo(f"{today}: {used} of {limit} processed; {len(waiting)} waiting")
+    if waiting:
+        click.echo(
+            f"waiting mail is processed first after {midnight:%Y-%m-%d %H:%M %Z}"
+        )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines output.")
+@pass_context
+def status(context: Context, as_json: bool) -> None:
+    """Each mailbox: state, last sync, last error."""
+    settings = context.settings
+    with app.open_workspace(settings) as workspace:
+        rows = []
+        for mailbox in settings.mailbox:
+            known = workspace.store.mailbox_status(mailbox.name)
+            rows.append(
+                {
+                    "mailbox": mailbox.name,
+                    "kind": mailbox.kind,
+                    "enabled": mailbox.enabled,
+                    "state": known.get("state", "never synced"),
+                    "last_sync": known.get("last_sync"),
+                    "error": known.get("error"),
+                    "cursor": workspace.store.cursor(mailbox.name) is not None,
+                }
+            )
+    for row in rows:
+        if as_json:
+            _emit(row)
+        else:
+            line = f"{row['mailbox']:<16} {row['kind']:<7} {row['state']}"
+            if row["last_sync"]:
+                line += f", last sync {row['last_sync']}"
+            if not row["enabled"]:
+                line += " (disabled)"
+            if row["error"]:
+                line += f"\n{'':<25}{row['error']}"
+            click.echo(line)
+
+
+@cli.command()
+@click.argument("number", required=False)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines output.")
+@pass_context
+def workorders(context: Context, number: str | None, as_json: bool) -> None:
+    """List the work orders in the local target, or show one."""
+    from connector.targets.local import LocalTarget
+
+    settings = context.settings
+    if settings.target.kind != "local":
+        _fail(
+            f"{settings.source}: target is {settings.target.kind}; "
+            "workorders lists the local target"
+        )
+    with app.open_workspace(settings) as workspace:
+        assert isinstance(workspace.target, LocalTarget)
+        if number is not None:
+            found = workspace.target.workorder(number)
+            if found is None:
+                _fail(f"work order {number} not found")
+            items = [found]
+        else:
+            items = list(workspace.target.workorders())
+    if as_json:
+        for item in items:
+            _emit(item)
+        return
+    if number is not None:
+        _show_workorder(items[0])
+        return
+    table = Table(title="Work orders", title_justify="left")
+    for column in ("number", "debtor", "description", "type", "notes", "files"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        table.add_row(
+            item.get("WorkorderNo", ""),
+            item.get("DebtorNumber", ""),
+            item.get("ShortWorkDescription", ""),
+            item.get("TypeOfWork", ""),
+            str(len(item.get("notes", []))),
+            str(len(item.get("Attachments", []))),
+        )
+    Console(highlight=False).print(table)
+
+
+def _show_workorder(item: dict[str, Any]) -> None:
+    console = Console(highlight=False)
+    for key, value in item.items():
+        if key in ("notes", "Attachments"):
+            continue
+        console.print(f"{key:<24} {value}", markup=False)
+    for attachment in item.get("Attachments", []):
+        name = (
+            attachment.get("name", attachment)
+            if isinstance(attachment, dict)
+            else attachment
+        )
+        console.print(f"attachment               {name}", markup=False)
+    for note in item.get("notes", []):
+        console.print(
+            f"--- note {note.get('time', '')} from {note.get('sender', '')}",
+            markup=False,
+        )
+        console.print(note.get("text", ""), markup=False)
+
+
+@cli.group()
+def relations() -> None:
+    """The local relation directory."""
+
+
+@relations.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--kind",
+    type=click.Choice(["relations", "addresses", "contactpersons", "objects"]),
+    help="What the file holds (default: from the file name).",
+)
+@pass_context
+def relations_import(context: Context, file: Path, kind: str | None) -> None:
+    """Add relations, addresses, contact persons or objects from a CSV file."""
+    from connector.targets.local import LocalTarget
+
+    settings = context.settings
+    if kind is None:
+        kind = next(
+            (
+                k
+                for k in ("relations", "addresses", "contactpersons", "objects")
+                if k in file.stem.lower()
+            ),
+            "relations",
+        )
+    _read_files([file])
+    with app.open_workspace(settings) as workspace:
+        if not isinstance(workspace.target, LocalTarget):
+            _fail(f"{settings.source}: relations import fills the local target only")
+        count = workspace.target.import_records(kind, file)
+    click.echo(f"{count} {kind} imported from {file}")
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines output.")
+@pass_context
+def reprocess(context: Context, ids: tuple[str, ...], as_json: bool) -> None:
+    """Process quarantined or failed mail again, by log id or Message-ID."""
+    settings = context.settings
+    reporter = Reporter(as_json, "Reprocess")
+    with app.open_workspace(settings) as workspace:
+        records = list(_records_for(workspace, ids))
+        for record in records:
+            record["retry"] = None
+            record["attempts"] = 0
+            reporter(workspace.processor.retry(record, app.now_utc()))
+    reporter.finish()
+
+
+def _records_for(
+    workspace: app.Workspace, ids: tuple[str, ...]
+) -> Iterator[dict[str, Any]]:
+    store = workspace.store
+    keys_by_log: dict[str, str] = {}
+    for entry in store.log_entries():
+        if entry.get("key"):
+            keys_by_log[str(entry.get("id"))] = entry["key"]
+    for given in ids:
+        key = keys_by_log.get(given) or "mid:" + given.strip("<>")
+        record = store.mail(key)
+        if record is None:
+            _fail(f"no recorded mail for {given!r} (give a log id or a Message-ID)")
+        yield record
