@@ -74,7 +74,20 @@ def _emit(data: dict[str, Any]) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, default=str))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns the project's errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            _fail(str(exc))
+        except Mail2woError as exc:
+            click.echo(f"mail2wo: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--settings",
     "settings_path",
@@ -94,22 +107,8 @@ def cli(ctx: click.Context, settings_path: Path, verbose: int) -> None:
 
 
 def main() -> None:
-    """Console entry point: settings and input problems exit with code 2."""
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_BAD_INPUT)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(1)
-    except SettingsError as exc:
-        _fail(str(exc))
-    except Mail2woError as exc:
-        click.echo(f"mail2wo: {exc}", err=True)
-        sys.exit(1)
+    """Console entry point."""
+    cli(prog_name="mail2wo")
 
 
 # reporting ------------------------------------------------------------------
@@ -681,11 +680,7 @@ def _show_workorder(item: dict[str, Any]) -> None:
             continue
         console.print(f"{key:<24} {value}", markup=False)
     for attachment in item.get("Attachments", []):
-        name = (
-            attachment.get("name", attachment)
-            if isinstance(attachment, dict)
-            else attachment
-        )
+        name = attachment.get("FileName", "") if isinstance(attachment, dict) else ""
         console.print(f"attachment               {name}", markup=False)
     for note in item.get("notes", []):
         console.print(

@@ -101,10 +101,16 @@ class LocalTarget(Target):
         folder = self.folder / "attachments" / workorder_no
         for attachment in attachments:
             path = folder / attachment.filename
+            counter = 1
+            while path.exists():  # a later note may bring a file of the same name
+                counter += 1
+                stem, dot, suffix = attachment.filename.rpartition(".")
+                name = f"{stem}-{counter}.{suffix}" if dot else f"{suffix}-{counter}"
+                path = folder / name
             write_atomic(path, attachment.data)
             saved.append(
                 {
-                    "FileName": attachment.filename,
+                    "FileName": path.name,
                     "ContentType": attachment.content_type,
                     "Size": len(attachment.data),
                     "Path": str(path),
