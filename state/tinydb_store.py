@@ -7,10 +7,10 @@ Layout below the state folder::
     threads/seg-*.json                Message-ID / thread id -> work order
     workorders/seg-*.json             participants of each work order
     log/seg-*.json                    the processing log
-    meta.json                         cursors, counters, usage (bounded)
+    meta/seg-*.json                   cursors, counters, usage (bounded)
 
 Every table is a :class:`~state.segments.SegmentedTable`, so the cost of
-one write is bounded by a segment, not by the history. ``meta.json`` stays
+one write is bounded by a segment, not by the history. ``meta`` stays
 small: daily usage keeps 60 days, the per-sender counter one day.
 """
 
