@@ -28,7 +28,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from googleapiclient.http import BatchHttpRequest, build_http
 
 from providers.base import FetchedMail, Page, PostAction, Provider
 from providers.errors import AuthError, PermanentError, SettingsError, TransientError
+from providers.retry import retry_after_seconds
 from state.files import ensure_private, read_private, write_atomic
 
 __all__ = [
@@ -751,19 +751,7 @@ def _retryable(exc: HttpError) -> bool:
 
 
 def _retry_after(resp: Any) -> float | None:
-    """``Retry-After`` in seconds, from a number or an HTTP date."""
-    value = resp.get("retry-after") if resp is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+    return retry_after_seconds(resp.get("retry-after") if resp is not None else None)
 
 
 def _max(first: float | None, second: float | None) -> float | None:

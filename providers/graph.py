@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import time
@@ -24,6 +23,7 @@ from providers.errors import (
     SettingsError,
     TransientError,
 )
+from providers.retry import retry_after_seconds
 
 __all__ = ["AUTH_MODES", "GraphProvider"]
 
@@ -566,19 +566,7 @@ def _graph_error(response: requests.Response) -> tuple[str, str]:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    """``Retry-After`` in seconds, from a number or an HTTP date."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return retry_after_seconds(response.headers.get("Retry-After"))
 
 
 def _json(response: requests.Response, mailbox: str) -> dict[str, Any]:

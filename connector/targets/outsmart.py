@@ -23,7 +23,6 @@ import base64
 import dataclasses
 import html
 import logging
-import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,6 +42,7 @@ from connector.directory import (
 )
 from connector.targets.base import FileAttachment, Note, Target
 from providers.errors import AuthError, PermanentError, SettingsError, TransientError
+from providers.retry import backoff_delay
 
 __all__ = ["OutSmartTarget"]
 
@@ -94,9 +94,7 @@ class _Answer:
 
 
 def _backoff(attempt: int) -> float:
-    """Exponential delay with jitter: half fixed, half random, capped."""
-    delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0**attempt)
-    return delay / 2 + random.uniform(0, delay / 2)
+    return backoff_delay(attempt, base=_BACKOFF_BASE, cap=_BACKOFF_CAP)
 
 
 def _wire_value(value: Any) -> Any:

@@ -28,12 +28,10 @@ in memory only; the receiver learns them from the ``Customer…`` and
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -45,6 +43,7 @@ import requests
 from connector.directory import Address, Directory, Relation
 from connector.targets.base import FileAttachment, Note, Target
 from providers.errors import PermanentError, SettingsError, TransientError
+from providers.retry import backoff_delay, retry_after_seconds
 
 __all__ = ["WebhookTarget", "sign"]
 
@@ -66,25 +65,7 @@ def _event_id(event: str, key: str) -> str:
 
 
 def _backoff(attempt: int) -> float:
-    """Exponential delay with jitter: half fixed, half random, capped."""
-    delay = min(_BACKOFF_CAP, _BACKOFF_BASE * 2.0**attempt)
-    return delay / 2 + random.uniform(0, delay / 2)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header: a number or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # Defensive: an HTTP date without a zone is GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return backoff_delay(attempt, base=_BACKOFF_BASE, cap=_BACKOFF_CAP)
 
 
 def _files(attachments: Sequence[FileAttachment]) -> list[dict[str, str]]:
@@ -275,7 +256,7 @@ class WebhookTarget(Target):
         if status >= 500 or status in (408, 429):
             raise TransientError(
                 f"webhook {shown} answered {about} with HTTP {status}",
-                retry_after=_retry_after(reply.headers.get("Retry-After")),
+                retry_after=retry_after_seconds(reply.headers.get("Retry-After")),
             )
         excerpt = reply.text[:200]
         if 300 <= status < 400:
