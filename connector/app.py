@@ -55,7 +55,7 @@ def now_utc() -> datetime:
     fixed = os.environ.get("MAIL2WO_NOW")
     if fixed:
         moment = datetime.fromisoformat(fixed)
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     return datetime.now(UTC)
 
 
@@ -154,7 +154,10 @@ def build_provider(
                 mailbox.certificate_thumbprint,
             )
         elif mailbox.client_secret_file is not None:
-            data = read_private(settings.resolve(mailbox.client_secret_file))
+            try:
+                data = read_private(settings.resolve(mailbox.client_secret_file))
+            except PermissionError as exc:
+                raise SettingsError(f"{where}: client_secret_file {exc}") from None
             if data is None:
                 raise SettingsError(f"{where}: client_secret_file does not exist")
             secret = data.decode().strip()
@@ -279,24 +282,41 @@ def retry_due(
     mailbox: str | None = None,
     on_result: Callable[[Result], None] | None = None,
 ) -> list[Result]:
-    """Process again what :func:`due_for_retry` finds."""
+    """Process again what :func:`due_for_retry` finds.
+
+    Deferred mail is left alone while the day's limit is still reached:
+    deciding it again would only defer it again, and log it once more on
+    every pass. It goes first once the counter has room (SPEC §9).
+    """
     results: list[Result] = []
     for record in due_for_retry(workspace.store, now, mailbox):
+        if record.get("status") == "deferred" and _limit_reached(workspace, now):
+            continue
         try:
             result = workspace.processor.retry(record, now)
         except Mail2woError as exc:
             logger.warning("retry of %s failed: %s", record.get("key"), exc)
             continue
-        if (
-            result.outcome is Outcome.DEFERRED
-            and record.get("status") == "deferred"
-            and result.log_id is None
-        ):
-            continue
         results.append(result)
         if on_result is not None:
             on_result(result)
     return results
+
+
+def _waiting(store: StateStore, mailbox: str, provider_id: str) -> bool:
+    """Whether this provider message is recorded as deferred mail."""
+    key = store.key_for_provider_id(mailbox, provider_id)
+    record = store.mail(key) if key is not None else None
+    return record is not None and record.get("status") == "deferred"
+
+
+def _limit_reached(workspace: Workspace, now: datetime) -> bool:
+    """Whether Conversations mode used up today's ``daily_limit``."""
+    settings = workspace.settings
+    if not settings.daily_limit:
+        return False
+    today = now.astimezone(settings.zone).date()
+    return workspace.store.usage(today) >= settings.daily_limit
 
 
 def sync_mailbox(
@@ -327,6 +347,8 @@ def sync_mailbox(
             if on_total is not None:
                 on_total(len(page.mails))
             for fetched in page.mails:
+                if _waiting(store, mailbox.name, fetched.provider_id):
+                    continue  # a replay of deferred mail: retry_due takes it
                 now = now_utc()
                 delivery = Delivery(
                     mode="conversations",

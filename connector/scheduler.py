@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import datetime
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -58,7 +59,10 @@ def run_forever(settings: Settings) -> None:
                 id=mailbox.name,
                 max_instances=1,
                 coalesce=True,
-                next_run_time=app.now_utc(),
+                # The wall clock, not app.now_utc(): MAIL2WO_NOW fixes the
+                # processing time only, and a first run in its past would be
+                # dropped as missed.
+                next_run_time=datetime.now(settings.zone),
             )
 
         def stop(signum: int, _frame: FrameType | None) -> None:

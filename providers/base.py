@@ -14,10 +14,15 @@ Contract:
 - With ``cursor=None`` (first connection) a provider yields only mail
   received after ``since`` when it is set, else it yields no mail at all and
   ends with a page whose cursor marks "now": history is never imported by
-  accident.
+  accident. The ``folder`` kind is the one exception, on purpose: a folder
+  holds mail handed over deliberately, so its first sync reads the files
+  present (see :mod:`providers.folder`).
 - An expired cursor (Graph 410 / ``syncStateNotFound``, Gmail 404) makes the
   provider resync on its own; it may yield mails again that were seen
-  before. The caller deduplicates.
+  before. The caller deduplicates. So may a restart from a cursor saved
+  between the pages of one round (a Gmail cursor moves on the last page
+  only); after a completed round a new instance yields nothing twice.
+- A mail keeps its ``provider_id`` across syncs, instances and resyncs.
 - Throttling (429/503 with ``Retry-After``) is waited out inside the provider
   within its retry budget; past it, :class:`TransientError` is raised.
 - A refused or revoked grant raises :class:`AuthError`; a request that can
