@@ -7,7 +7,9 @@ order number reserved) → call the target → record *done* → post-action.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
@@ -27,6 +29,10 @@ __all__ = ["MAX_ATTEMPTS", "Processor", "Result"]
 logger = logging.getLogger("mail2wo")
 
 MAX_ATTEMPTS = 5
+
+#: Where the headers of a mail end, and how far to look for that.
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_HEAD_BYTES = 256 * 1024
 
 
 @dataclass
@@ -160,11 +166,20 @@ class Processor:
         """Process one mail fully; never raises for a bad mail."""
         started = time.perf_counter()
         reference = self.store.archive(raw, now)
+        limit = self.settings.max_mail_mb
+        if len(raw) > limit * 1_000_000:
+            reason = (
+                f"mail of {len(raw) / 1e6:.1f} MB is over max_mail_mb = {limit:g}; "
+                "kept in the archive, not processed"
+            )
+            result = Result(Outcome.FAILED, delivery, file=file, reason=reason)
+            self._finish_unprocessed(result, raw, reference, now, started)
+            return result
         try:
             mail = parse_mail(raw)
         except Mail2woError as exc:
             result = Result(Outcome.FAILED, delivery, file=file, reason=str(exc))
-            self._finish_unreadable(result, raw, reference, now, started)
+            self._finish_unprocessed(result, raw, reference, now, started)
             return result
 
         record = self.store.mail(mail.key)
@@ -194,13 +209,12 @@ class Processor:
     # internals ----------------------------------------------------------------
     @staticmethod
     def _is_replay(record: MailRecord, delivery: Delivery) -> bool:
-        """The same provider message again: nothing new arrived."""
-        return (
-            delivery.mode == "conversations"
-            and record.get("status") == "done"
-            and record.get("mailbox") == delivery.mailbox
-            and record.get("provider_id") == delivery.provider_id
-        )
+        """The same provider message again: nothing new arrived.
+
+        Also for a copy already logged as ``duplicate``: a replayed cursor
+        brings it again under the provider id kept in ``aliases``.
+        """
+        return record.get("status") == "done" and _delivered_before(record, delivery)
 
     def _run(
         self,
@@ -226,9 +240,9 @@ class Processor:
                 own_addresses=self.own_addresses,
             )
             if decision.outcome is Outcome.DUPLICATE:
-                self._remember_copy(record, delivery)
                 result = self._result(mail, delivery, decision, file)
-                self._log(result, mail, delivery, started, now)
+                self._log(result, mail, delivery, record, started, now)
+                self._remember_copy(record, delivery)
                 return result
         elif resuming:
             decision = _decision_from_record(record, mail)
@@ -251,7 +265,8 @@ class Processor:
         except Exception as exc:
             logger.exception("processing %s failed", mail.key)
             return self._failed(mail, delivery, record, result, exc, now, started)
-        self._log(result, mail, delivery, started, now)
+        self._log(result, mail, delivery, record, started, now)
+        self._finish(record, decision, now)
         logger.info(
             "%s %s from %s: %s%s",
             delivery.mailbox,
@@ -263,17 +278,21 @@ class Processor:
         return result
 
     def _remember_copy(self, record: MailRecord, delivery: Delivery) -> None:
-        """A second delivery of a recorded mail: a later sync skips it unread."""
-        if delivery.mode != "conversations" or not delivery.provider_id:
-            return
+        """A second delivery of a recorded mail: a later sync skips it unread.
+
+        Always written, also without a new alias: the record carries the
+        count of its log entries (see :meth:`_log`).
+        """
         alias = [delivery.mailbox, delivery.provider_id]
         aliases = [list(a) for a in record.get("aliases", [])]
-        if alias not in aliases and (
-            record.get("mailbox"),
-            record.get("provider_id"),
-        ) != tuple(alias):
+        if (
+            delivery.mode == "conversations"
+            and delivery.provider_id
+            and alias not in aliases
+            and (record.get("mailbox"), record.get("provider_id")) != tuple(alias)
+        ):
             record["aliases"] = [*aliases, alias]
-            self.store.put_mail(record)
+        self.store.put_mail(record)
 
     def _seen(
         self, mail: InboundMail, delivery: Delivery, reference: str, now: datetime
@@ -371,6 +390,10 @@ class Processor:
             Outcome.CUSTOMER_NOT_FOUND,
         ):
             self.store.count_usage(now.astimezone(self.settings.zone).date())
+
+    def _finish(self, record: MailRecord, decision: Decision, now: datetime) -> None:
+        """Record the mail as done (or deferred), after its log entry."""
+        outcome = decision.outcome
         status = "deferred" if outcome is Outcome.DEFERRED else "done"
         record.update(
             status=status,
@@ -408,12 +431,12 @@ class Processor:
         if record.get("status") != "decided":
             record["status"] = "failed"
         record["retry"] = "quarantined" if quarantined else "failed"
-        self.store.put_mail(record)
         result.outcome = Outcome.QUARANTINED if quarantined else Outcome.FAILED
         result.reason = str(error)
         if isinstance(error, AuthError):
             result.reason = f"target refused the credentials: {error}"
-        self._log(result, mail, delivery, started, now, error=record["error"])
+        self._log(result, mail, delivery, record, started, now, error=record["error"])
+        self.store.put_mail(record)
         logger.warning(
             "%s %s: %s after %d attempt(s): %s",
             delivery.mailbox,
@@ -424,15 +447,54 @@ class Processor:
         )
         return result
 
-    def _finish_unreadable(
+    def _finish_unprocessed(
         self, result: Result, raw: bytes, reference: str, now: datetime, started: float
     ) -> None:
+        """Log a mail that is unreadable or too big to process, and record it.
+
+        The record makes a later sync skip the mail when a folder lists it
+        again or a cursor is replayed, instead of logging it on every pass.
+        From a mailbox it is quarantined at once, since no retry changes
+        it; ``reprocess`` takes it by hand. The key is the Message-ID when
+        the headers can be read, else the hash of the bytes.
+        """
+        delivery = result.delivery
+        key, message_id = "sha256:" + hashlib.sha256(raw).hexdigest(), ""
+        head = _HEADER_END.split(raw[:_HEAD_BYTES], maxsplit=1)[0]
+        try:
+            headers = parse_mail(head)
+        except Mail2woError:
+            pass
+        else:
+            if headers.message_id:
+                key, message_id = headers.key, headers.message_id
+        result.message_id = message_id
+        record = self.store.mail(key)
+        if record is not None and _delivered_before(record, delivery):
+            result.log_id = -1
+            return
+        if record is None:
+            record = {
+                "key": key,
+                "mode": delivery.mode,
+                "mailbox": delivery.mailbox,
+                "provider_id": delivery.provider_id,
+                "thread_id": delivery.thread_id,
+                "message_id": message_id,
+                "archive": reference,
+                "attempts": 0,
+                "first_seen": now.isoformat(),
+            }
+        if delivery.mode == "conversations":
+            result.outcome = Outcome.QUARANTINED
+        logged = int(record.get("logged", 0))
         entry = {
             "time": now.isoformat(),
-            "mode": result.delivery.mode,
-            "mailbox": result.delivery.mailbox,
-            "provider_id": result.delivery.provider_id,
-            "message_id": "",
+            "mode": delivery.mode,
+            "mailbox": delivery.mailbox,
+            "provider_id": delivery.provider_id,
+            "message_id": message_id,
+            "key": key,
             "from": "",
             "subject": "",
             "outcome": str(result.outcome),
@@ -445,8 +507,17 @@ class Processor:
             "excerpt": _excerpt(raw[:400].decode("utf-8", "replace")),
             "error": result.reason,
             "archive": reference,
+            "ref": f"{key}#{logged}:{result.outcome}",
         }
         result.log_id = self.store.log(entry)
+        record.update(
+            status="failed",
+            retry="quarantined",
+            attempts=int(record.get("attempts", 0)) + 1,
+            error=result.reason,
+            logged=logged + 1,
+        )
+        self._remember_copy(record, delivery)
 
     def _result(
         self,
@@ -491,12 +562,22 @@ class Processor:
         result: Result,
         mail: InboundMail,
         delivery: Delivery,
+        record: MailRecord,
         started: float,
         now: datetime,
         *,
         error: str | None = None,
     ) -> None:
+        """Log one entry, *before* the record write that follows it.
+
+        The entry's ``ref`` names the mail, the count of entries logged for
+        its record so far and the outcome. A kill between this entry and the
+        record write leaves the count unchanged, so the repeated step logs
+        the same ``ref`` and the store keeps one entry. The caller writes
+        ``record`` next; it carries the raised count.
+        """
         workorder_no = (result.workorder or {}).get("WorkorderNo")
+        logged = int(record.get("logged", 0))
         entry = {
             "time": now.isoformat(),
             "mode": delivery.mode,
@@ -516,8 +597,20 @@ class Processor:
             "excerpt": _excerpt(mail.reply or mail.text),
             "error": error,
             "warnings": result.warnings,
+            "ref": f"{mail.key}#{logged}:{result.outcome}",
         }
         result.log_id = self.store.log(entry)
+        record["logged"] = logged + 1
+
+
+def _delivered_before(record: MailRecord, delivery: Delivery) -> bool:
+    """This mailbox already delivered this provider message (or a copy of it)."""
+    if delivery.mode != "conversations":
+        return False
+    here = [delivery.mailbox, delivery.provider_id]
+    return [record.get("mailbox"), record.get("provider_id")] == here or here in [
+        list(alias) for alias in record.get("aliases", ())
+    ]
 
 
 def _thread_ids(delivery: Delivery) -> list[tuple[str, str]]:

@@ -102,6 +102,8 @@ class RegexRule(_Model):
             regex.compile(value, regex.VERSION0)
         except regex.error as exc:
             raise ValueError(str(exc)) from None
+        except RecursionError:
+            raise ValueError("nested too deeply to compile") from None
         return value
 
     @property
@@ -277,7 +279,8 @@ class Settings(_Model):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a name that is a tzdata folder or too long for a file
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
@@ -351,6 +354,10 @@ def load_settings(path: Path) -> Settings:
         raise SettingsError(f"{path}: is a folder, not a settings file") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"
+        ) from None
     except OSError as exc:
         raise SettingsError(f"{path}: cannot read: {exc.strerror}") from None
 
@@ -388,7 +395,16 @@ def _describe(path: Path, data: dict[str, Any], exc: ValidationError) -> str:
     if error["type"] == "missing":
         message = "required setting is missing"
     where = " ".join(place) if place else "top level"
-    return f"{path}: {where}: {message}"
+    return _CONTROL.sub(_escaped, f"{path}: {where}: {message}")
+
+
+#: Control characters, which a key or value from the file may carry into a
+#: message; shown escaped so that the message stays one line.
+_CONTROL = regex.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: regex.Match[str]) -> str:
+    return repr(match.group())[1:-1]
 
 
 def secret_from_env(variable: str, what: str) -> str:

@@ -119,7 +119,12 @@ class StateStore(abc.ABC):
     # processing log -------------------------------------------------------
     @abc.abstractmethod
     def log(self, entry: dict[str, Any]) -> int:
-        """Append a processing-log entry; return its id."""
+        """Append a processing-log entry; return its id.
+
+        An entry whose ``ref`` is already in the log is not added again: the
+        id of the logged one is returned. A step repeated after a kill thus
+        leaves one entry.
+        """
 
     @abc.abstractmethod
     def log_entries(self) -> Iterator[dict[str, Any]]:

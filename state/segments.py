@@ -66,6 +66,10 @@ class SegmentedTable:
         self.key_field = key_field
         self.segment_size = segment_size
         folder.mkdir(parents=True, exist_ok=True)
+        for debris in folder.glob(".seg-*.json.*"):
+            # A temporary file of a write that a kill cut off: never valid,
+            # and no other process writes here while the state lock is held.
+            debris.unlink(missing_ok=True)
         self._docs: dict[str, Document] = {}
         self._where: dict[str, int] = {}
         self._count: dict[int, int] = {}

@@ -56,9 +56,12 @@ class TinyDBStateStore(StateStore):
         self._by_provider: dict[tuple[str, str], str] = {}
         for record in self._mails.values():
             self._index_provider_ids(record)
-        self._next_log_id = 1 + max(
-            (int(e["id"]) for e in self._log.values()), default=0
-        )
+        self._next_log_id = 1
+        self._log_refs: dict[str, int] = {}
+        for entry in self._log.values():
+            self._next_log_id = max(self._next_log_id, int(entry["id"]) + 1)
+            if entry.get("ref"):
+                self._log_refs[entry["ref"]] = int(entry["id"])
 
     # raw-mail archive -------------------------------------------------
     def archive(self, raw: bytes, received: datetime) -> str:
@@ -198,9 +201,14 @@ class TinyDBStateStore(StateStore):
 
     # processing log -------------------------------------------------------
     def log(self, entry: dict[str, Any]) -> int:
+        ref = entry.get("ref")
+        if ref and ref in self._log_refs:
+            return self._log_refs[ref]
         entry_id = self._next_log_id
         self._log.put({**entry, "id": entry_id})
         self._next_log_id += 1
+        if ref:
+            self._log_refs[ref] = entry_id
         return entry_id
 
     def log_entries(self) -> Iterator[dict[str, Any]]:
