@@ -1,7 +1,9 @@
 """Time html_to_text against BeautifulSoup (and inscriptis/html2text) on Outlook parts.
 
-Run from the project root: ``python benchmarks/html_to_text.py``. It generates
-about 50 synthetic 30 KB Outlook HTML parts, so it downloads nothing.
+Run from the project root: ``python -m benchmarks html`` (or
+``python -m benchmarks.html_to_text``). It generates 50 synthetic 30 KB
+Outlook HTML parts, so it downloads nothing. Converters that are not
+installed are listed as such; none is added as a dependency.
 """
 
 from __future__ import annotations
@@ -13,17 +15,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.report import Report
 from connector.cleaning import html_to_text
+
+__all__ = ["converters", "outlook_part", "run"]
 
 Converter = Callable[[str], str]
 
 PART_COUNT = 50
 PART_SIZE = 30_000
 REPETITIONS = 5
+QUICK_PART_COUNT = 10
+QUICK_REPETITIONS = 2
+OPTIONAL = ("inscriptis", "html2text")
 
 _WORK_ORDER = re.compile(r"WO-\d{4}-\d{6}")
 _ROW_ON_ONE_LINE = re.compile(r"WO-\d{4}-\d{6}[^\n]*?\d{4} [A-Z]{2}[^\n]*?[A-Z][a-z]")
 _CSS = re.compile(r"@font-face|font-family|mso-|\{")
+_GLUED = re.compile(r"WO-\d{4}-\d{6}[A-Za-z]")
 
 _HEAD = """<html xmlns:v="urn:schemas-microsoft-com:vml"
 xmlns:o="urn:schemas-microsoft-com:office:office"><head>
@@ -117,6 +126,14 @@ def converters() -> dict[str, Converter]:
     """Our converter and the third-party ones that are installed."""
     found: dict[str, Converter] = {"mail2wo html_to_text": html_to_text}
     try:
+        from selectolax.lexbor import LexborHTMLParser
+    except ImportError:
+        pass
+    else:
+        found["selectolax text() (raw)"] = lambda h: str(
+            LexborHTMLParser(h).text(separator="")
+        )
+    try:
         from bs4 import BeautifulSoup
     except ImportError:
         pass
@@ -141,19 +158,22 @@ def converters() -> dict[str, Converter]:
     return found
 
 
-def run(parts: list[str]) -> dict[str, dict[str, Any]]:
+def measure(
+    parts: list[str], repetitions: int = REPETITIONS
+) -> dict[str, dict[str, Any]]:
     """Median ms per part and output quality of every converter over ``parts``.
 
     Each repetition runs all converters over the same parts in a shuffled order.
     Quality counts the work-order rows whose reference, postcode and city end up on
-    one line, and the parts whose output contains CSS.
+    one line, the rows whose reference is glued to the next cell, and the parts
+    whose output contains CSS.
     """
     available = converters()
     timings: dict[str, list[float]] = {name: [] for name in available}
     order = list(available)
     rnd = random.Random(0)
 
-    for _ in range(REPETITIONS):
+    for _ in range(repetitions):
         rnd.shuffle(order)
         for name in order:
             convert = available[name]
@@ -171,27 +191,68 @@ def run(parts: list[str]) -> dict[str, dict[str, Any]]:
             "ms_per_part": statistics.median(timings[name]),
             "rows_on_one_line": sum(len(_ROW_ON_ONE_LINE.findall(o)) for o in outputs),
             "rows_total": rows_total,
+            "rows_glued": sum(len(_GLUED.findall(o)) for o in outputs),
             "css_leaked_parts": sum(bool(_CSS.search(o)) for o in outputs),
             "parts": len(parts),
         }
     return results
 
 
-def main() -> None:
-    parts = [outlook_part(seed) for seed in range(PART_COUNT)]
+def run(quick: bool) -> Report:
+    count = QUICK_PART_COUNT if quick else PART_COUNT
+    parts = [outlook_part(seed) for seed in range(count)]
     mean_kb = sum(map(len, parts)) / len(parts) / 1000
-    print(f"{len(parts)} synthetic Outlook parts, {mean_kb:.1f} KB on average")
-    print(f"{'converter':<30} {'ms/part':>8}  {'rows on one line':>17}  CSS leaked")
+    results = measure(parts, QUICK_REPETITIONS if quick else REPETITIONS)
+    ours = results["mail2wo html_to_text"]["ms_per_part"]
+    report = Report(f"2. HTML to text: {count} Outlook parts of {mean_kb:.1f} KB")
 
-    for name, result in run(parts).items():
-        rows = f"{result['rows_on_one_line']}/{result['rows_total']}"
-        leaked = f"{result['css_leaked_parts']}/{result['parts']} parts"
-        print(f"{name:<30} {result['ms_per_part']:>8.2f}  {rows:>17}  {leaked}")
+    report.figures["html_ms_per_part"] = round(ours, 3)
+    report.figures["html_converters"] = {
+        name: {**result, "ms_per_part": round(result["ms_per_part"], 3)}
+        for name, result in results.items()
+    }
+    bs4 = results.get("bs4 html.parser get_text()")
+    if bs4 is not None:
+        report.figures["html_vs_bs4"] = round(ours / bs4["ms_per_part"], 3)
+    for name, result in results.items():
+        report.row(
+            name,
+            f"{result['ms_per_part']:7.2f} ms/part  rows on one line "
+            f"{result['rows_on_one_line']}/{result['rows_total']}, glued "
+            f"{result['rows_glued']}, CSS in {result['css_leaked_parts']}/"
+            f"{result['parts']} parts",
+        )
+    missing = [name for name in OPTIONAL if name not in " ".join(results)]
+    if missing:
+        report.notes.append(f"not installed, so not compared: {', '.join(missing)}")
+    report.notes.append(_quality_note(results))
+    return report
 
-    print(
-        "\nQuality: 'rows on one line' counts work-order rows whose reference, "
-        "postcode and city share a line; 'CSS leaked' counts outputs with style rules."
+
+def _quality_note(results: dict[str, dict[str, Any]]) -> str:
+    ours = results["mail2wo html_to_text"]
+    note = (
+        f"quality: html_to_text keeps {ours['rows_on_one_line']} of "
+        f"{ours['rows_total']} table rows on one line, glues "
+        f"{ours['rows_glued']} and leaks CSS in {ours['css_leaked_parts']} parts"
     )
+    bs4 = results.get("bs4 html.parser get_text()")
+    if bs4 is not None:
+        note += (
+            f"; bs4 get_text() keeps {bs4['rows_on_one_line']} rows on one line and "
+            f"glues {bs4['rows_glued']} (cells run together, which breaks \\b in "
+            "regex rules)"
+        )
+    return note
+
+
+def main() -> None:
+    report = run(quick=False)
+    print(report.title)
+    for label, value in report.rows:
+        print(f"  {label:<30} {value}")
+    for note in report.notes:
+        print(f"  {note}")
 
 
 if __name__ == "__main__":
