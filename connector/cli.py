@@ -8,10 +8,8 @@ take ``--json`` and then print JSON Lines on standard output.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -19,12 +17,19 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 
 from connector import app
 from connector.decide import Delivery, Outcome
-from connector.pipeline import Result
+from connector.report import (
+    Reporter,
+    emit,
+    log_json,
+    print_explain,
+    print_log,
+    print_workorder,
+    print_workorders,
+)
+from connector.result import Result
 from connector.settings import Settings, load_settings
 from providers.errors import Mail2woError, SettingsError
 
@@ -33,19 +38,6 @@ __all__ = ["main"]
 logger = logging.getLogger("mail2wo")
 
 EXIT_BAD_INPUT = 2
-_PROGRESS_FROM = 10
-
-_OUTCOME_STYLE = {
-    "created": "green",
-    "appended": "cyan",
-    "ignored": "dim",
-    "duplicate": "dim",
-    "deferred": "yellow",
-    "no_configuration": "yellow",
-    "customer_not_found": "yellow",
-    "failed": "red",
-    "quarantined": "bold red",
-}
 
 
 class Context:
@@ -68,10 +60,6 @@ pass_context = click.make_pass_decorator(Context)
 def _fail(message: str) -> NoReturn:
     click.echo(f"mail2wo: {message}", err=True)
     sys.exit(EXIT_BAD_INPUT)
-
-
-def _emit(data: dict[str, Any]) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, default=str))
 
 
 class _Group(click.Group):
@@ -109,104 +97,6 @@ def cli(ctx: click.Context, settings_path: Path, verbose: int) -> None:
 def main() -> None:
     """Console entry point."""
     cli(prog_name="mail2wo")
-
-
-# reporting ------------------------------------------------------------------
-class Reporter:
-    """Prints results as JSON Lines or collects them for a summary table."""
-
-    def __init__(self, as_json: bool, title: str) -> None:
-        self.as_json = as_json
-        self.title = title
-        self.results: list[Result] = []
-        self.console = Console(stderr=False, highlight=False)
-        self._progress: Progress | None = None
-        self._task: Any = None
-        self._total = 0
-
-    def expect(self, count: int) -> None:
-        """Announce ``count`` more mails; shows a progress bar when many."""
-        self._total += count
-        if self.as_json or self._total < _PROGRESS_FROM:
-            if self._progress is not None:
-                self._progress.update(self._task, total=self._total)
-            return
-        if self._progress is None:
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(self.title, total=self._total)
-            self._progress.update(self._task, completed=len(self.results))
-        else:
-            self._progress.update(self._task, total=self._total)
-
-    def __call__(self, result: Result) -> None:
-        self.results.append(result)
-        if self._progress is not None:
-            self._progress.advance(self._task)
-        if self.as_json:
-            _emit(result.as_json())
-
-    def finish(self, errors: Iterable[tuple[str, str]] = ()) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-        errors = list(errors)
-        if self.as_json:
-            for mailbox, error in errors:
-                _emit({"mailbox": mailbox, "outcome": "error", "reason": error})
-            return
-        if self.results:
-            self.console.print(
-                _summary_table(self.title, self.results, self.console.width)
-            )
-            counts = Counter(str(r.outcome) for r in self.results)
-            line = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
-            self.console.print(f"{len(self.results)} mail(s): {line}")
-        else:
-            self.console.print("No new mail.")
-        for mailbox, error in errors:
-            self.console.print(f"[red]mailbox {mailbox}:[/red] {error}")
-
-
-def _summary_table(title: str, results: list[Result], width: int) -> Table:
-    wide, medium = width >= 140, width >= 110
-    table = Table(title=title, title_justify="left", show_lines=False)
-    if wide:
-        table.add_column("mail", overflow="ellipsis", no_wrap=True, max_width=30)
-    if medium:
-        table.add_column("from", overflow="ellipsis", no_wrap=True, max_width=22)
-    table.add_column(
-        "subject", overflow="ellipsis", no_wrap=True, max_width=30 if medium else 22
-    )
-    table.add_column("outcome", no_wrap=True)
-    table.add_column("work order", no_wrap=True, min_width=9)
-    table.add_column("configuration / reason", overflow="fold", min_width=16)
-    for result in results:
-        outcome = str(result.outcome)
-        style = _OUTCOME_STYLE.get(outcome, "")
-        number = (result.workorder or {}).get("WorkorderNo") or ""
-        detail = result.configuration or ""
-        if result.outcome is Outcome.APPENDED and result.thread_signal:
-            detail = f"{detail} (by {result.thread_signal})".strip()
-        if result.reason and result.outcome not in (Outcome.CREATED, Outcome.APPENDED):
-            detail = f"{detail}: {result.reason}" if detail else result.reason
-        where = result.file or result.delivery.provider_id
-        cells = [
-            *([result.sender] if medium else []),
-            result.subject,
-            f"[{style}]{outcome}[/{style}]" if style else outcome,
-            str(number),
-            detail,
-        ]
-        if wide:
-            cells.insert(0, Path(where).name if result.file else where)
-        table.add_row(*cells)
-    return table
 
 
 # reading input files ---------------------------------------------------------
@@ -264,36 +154,9 @@ def explain(
     ((path, raw),) = _read_files([file])
     result = _explain(settings, raw, str(path), configuration)
     if as_json:
-        _emit(result.as_json(explain=True))
+        emit(result.as_json(explain=True))
         return
-    console = Console(highlight=False)
-    data = result.as_json(explain=True)
-    mail = data.get("mail") or {}
-    console.print(f"[bold]{path}[/bold]")
-    if mail:
-        console.print(f"  from     {mail['from_name']} <{mail['from']}>".rstrip())
-        console.print(f"  subject  {mail['subject']}")
-        console.print(f"  date     {mail['date']}")
-        names = ", ".join(a["filename"] for a in mail["attachments"]) or "none"
-        console.print(f"  files    {names}")
-    console.print("[bold]decisions[/bold]")
-    for number, step in enumerate(result.trace, 1):
-        console.print(f"  {number:>2}. {step}", markup=False)
-    console.print(
-        f"[bold]outcome[/bold]  {result.outcome}"
-        + (f": {result.reason}" if result.reason else "")
-    )
-    for warning in result.warnings:
-        console.print(f"[yellow]warning[/yellow]  {warning}", markup=True)
-    if result.workorder:
-        console.print("[bold]work order[/bold]")
-        for key, value in result.workorder.items():
-            shown = (
-                json.dumps(value, ensure_ascii=False)
-                if not isinstance(value, str)
-                else value
-            )
-            console.print(f"  {key:<22} {shown}", markup=False)
+    print_explain(path, result)
 
 
 def _explain(
@@ -412,7 +275,7 @@ def check(context: Context, online: bool, as_json: bool) -> None:
     problems = [f for f in findings if f.level == "error"]
     for finding in findings:
         if as_json:
-            _emit(finding.as_json())
+            emit(finding.as_json())
         else:
             colour = {"ok": "green", "warning": "yellow", "error": "red"}[finding.level]
             Console(highlight=False).print(
@@ -486,68 +349,9 @@ def logs(
         entries = entries[-limit:]
     if as_json:
         for entry in entries:
-            _emit(_log_json(entry))
+            emit(log_json(entry))
         return
-    table = Table(title="Processing log", title_justify="left")
-    for column in (
-        "id",
-        "time",
-        "mailbox",
-        "from",
-        "subject",
-        "outcome",
-        "work order",
-        "configuration / reason",
-    ):
-        table.add_column(column, overflow="fold")
-    for entry in entries:
-        style = _OUTCOME_STYLE.get(entry.get("outcome", ""), "")
-        detail = entry.get("configuration") or ""
-        if entry.get("reason"):
-            detail = f"{detail}: {entry['reason']}" if detail else entry["reason"]
-        table.add_row(
-            str(entry.get("id", "")),
-            datetime.fromisoformat(entry["time"])
-            .astimezone(zone)
-            .strftime("%Y-%m-%d %H:%M"),
-            entry.get("mailbox") or "",
-            entry.get("from") or "",
-            entry.get("subject") or "",
-            f"[{style}]{entry.get('outcome')}[/{style}]"
-            if style
-            else str(entry.get("outcome")),
-            entry.get("workorder_no") or "",
-            detail,
-        )
-    Console(highlight=False).print(table)
-
-
-_LOG_KEYS = (
-    "id",
-    "time",
-    "mode",
-    "mailbox",
-    "provider_id",
-    "message_id",
-    "from",
-    "subject",
-    "outcome",
-    "reason",
-    "configuration",
-    "customer_rule",
-    "thread_signal",
-    "workorder_no",
-    "duration_ms",
-    "excerpt",
-    "error",
-)
-
-
-def _log_json(entry: dict[str, Any]) -> dict[str, Any]:
-    data = {key: entry.get(key) for key in _LOG_KEYS}
-    if data["message_id"]:
-        data["message_id"] = str(data["message_id"]).strip("<>")
-    return data
+    print_log(entries, zone)
 
 
 @cli.command()
@@ -583,7 +387,7 @@ def usage(context: Context, as_json: bool) -> None:
         ],
     }
     if as_json:
-        _emit(data)
+        emit(data)
         return
     limit = settings.daily_limit or "unlimited"
     click.echo(f"{today}: {used} of {limit} processed; {len(waiting)} waiting")
@@ -616,7 +420,7 @@ def status(context: Context, as_json: bool) -> None:
             )
     for row in rows:
         if as_json:
-            _emit(row)
+            emit(row)
         else:
             line = f"{row['mailbox']:<16} {row['kind']:<7} {row['state']}"
             if row["last_sync"]:
@@ -653,41 +457,12 @@ def workorders(context: Context, number: str | None, as_json: bool) -> None:
             items = list(workspace.target.workorders())
     if as_json:
         for item in items:
-            _emit(item)
+            emit(item)
         return
     if number is not None:
-        _show_workorder(items[0])
-        return
-    table = Table(title="Work orders", title_justify="left")
-    for column in ("number", "debtor", "description", "type", "notes", "files"):
-        table.add_column(column, overflow="fold")
-    for item in items:
-        table.add_row(
-            item.get("WorkorderNo", ""),
-            item.get("DebtorNumber", ""),
-            item.get("ShortWorkDescription", ""),
-            item.get("TypeOfWork", ""),
-            str(len(item.get("notes", []))),
-            str(len(item.get("Attachments", []))),
-        )
-    Console(highlight=False).print(table)
-
-
-def _show_workorder(item: dict[str, Any]) -> None:
-    console = Console(highlight=False)
-    for key, value in item.items():
-        if key in ("notes", "Attachments"):
-            continue
-        console.print(f"{key:<24} {value}", markup=False)
-    for attachment in item.get("Attachments", []):
-        name = attachment.get("FileName", "") if isinstance(attachment, dict) else ""
-        console.print(f"attachment               {name}", markup=False)
-    for note in item.get("notes", []):
-        console.print(
-            f"--- note {note.get('time', '')} from {note.get('sender', '')}",
-            markup=False,
-        )
-        console.print(note.get("text", ""), markup=False)
+        print_workorder(items[0])
+    else:
+        print_workorders(items)
 
 
 @cli.group()

@@ -12,13 +12,17 @@ import logging
 import re
 import time
 from collections.abc import Collection
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from connector.decide import Decision, Delivery, Outcome, decide
-from connector.directory import Address, Relation
 from connector.mail import InboundMail, parse_mail
+from connector.result import (
+    Result,
+    decision_from_record,
+    decision_record,
+    excerpt,
+    result_for,
+)
 from connector.settings import Settings
 from connector.targets.base import FileAttachment, Note, Target
 from providers.errors import AuthError, Mail2woError, PermanentError
@@ -33,85 +37,6 @@ MAX_ATTEMPTS = 5
 #: Where the headers of a mail end, and how far to look for that.
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _HEAD_BYTES = 256 * 1024
-
-
-@dataclass
-class Result:
-    """What happened to one mail, in the shape of SPEC §15."""
-
-    outcome: Outcome
-    delivery: Delivery
-    file: str | None = None
-    message_id: str = ""
-    reason: str = ""
-    configuration: str | None = None
-    customer_rule: str | None = None
-    thread_signal: str | None = None
-    workorder: dict[str, Any] | None = None
-    subject: str = ""
-    sender: str = ""
-    trace: list[str] = field(default_factory=list)
-    mail: InboundMail | None = None
-    warnings: list[str] = field(default_factory=list)
-    log_id: int | None = None
-
-    def as_json(self, *, explain: bool = False) -> dict[str, Any]:
-        """The JSON Lines object of ``drop``, ``sync`` and ``explain``."""
-        data: dict[str, Any] = {}
-        if self.file is not None:
-            data["file"] = self.file
-        else:
-            data["mailbox"] = self.delivery.mailbox
-            data["provider_id"] = self.delivery.provider_id
-        data.update(
-            message_id=self.message_id,
-            outcome=str(self.outcome),
-            reason=self.reason or None,
-            configuration=self.configuration,
-            customer_rule=self.customer_rule,
-            thread_signal=self.thread_signal,
-            workorder=self.workorder,
-            warnings=self.warnings,
-        )
-        if explain:
-            data["trace"] = self.trace
-            data["mail"] = describe_mail(self.mail) if self.mail else None
-        return data
-
-
-def describe_mail(mail: InboundMail) -> dict[str, Any]:
-    """The parsed mail as ``explain --json`` shows it."""
-    return {
-        "message_id": mail.message_id,
-        "from": mail.from_addr,
-        "from_name": mail.from_name,
-        "to": list(mail.to),
-        "cc": list(mail.cc),
-        "reply_to": list(mail.reply_to),
-        "subject": mail.subject,
-        "date": mail.date.isoformat() if mail.date else None,
-        "text": mail.text,
-        "reply": mail.reply,
-        "attachments": [
-            {
-                "filename": a.filename,
-                "content_type": a.content_type,
-                "size": a.size,
-                "sha256": a.sha256,
-                "inline": a.inline,
-            }
-            for a in mail.attachments
-        ],
-    }
-
-
-def _excerpt(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _json_relation(record: Relation | Address | None) -> dict[str, Any] | None:
-    return asdict(record) if record is not None else None
 
 
 class Processor:
@@ -155,7 +80,7 @@ class Processor:
             own_addresses=self.own_addresses,
             only_configuration=only_configuration,
         )
-        result = self._result(mail, delivery, decision, file)
+        result = result_for(mail, delivery, decision, file)
         if decision.outcome is Outcome.CREATED and result.workorder is not None:
             result.workorder["WorkorderNo"] = "(assigned when processed)"
         return result
@@ -240,12 +165,12 @@ class Processor:
                 own_addresses=self.own_addresses,
             )
             if decision.outcome is Outcome.DUPLICATE:
-                result = self._result(mail, delivery, decision, file)
+                result = result_for(mail, delivery, decision, file)
                 self._log(result, mail, delivery, record, started, now)
                 self._remember_copy(record, delivery)
                 return result
         elif resuming:
-            decision = _decision_from_record(record, mail)
+            decision = decision_from_record(record, mail)
         else:
             decision = decide(
                 mail,
@@ -257,7 +182,7 @@ class Processor:
                 own_addresses=self.own_addresses,
             )
         assert record is not None  # Defensive: set on every path above
-        result = self._result(mail, delivery, decision, file)
+        result = result_for(mail, delivery, decision, file)
         try:
             self._apply(mail, delivery, decision, record, result, now)
         except Mail2woError as exc:
@@ -333,7 +258,7 @@ class Processor:
                 record.update(
                     status="decided",
                     workorder_no=number,
-                    decision=_decision_record(decision),
+                    decision=decision_record(decision),
                 )
                 self.store.put_mail(record)
             workorder = {"WorkorderNo": number, **decision.workorder}
@@ -360,7 +285,7 @@ class Processor:
                 record.update(
                     status="decided",
                     workorder_no=number,
-                    decision=_decision_record(decision),
+                    decision=decision_record(decision),
                 )
                 self.store.put_mail(record)
             self.store.link_thread(
@@ -504,7 +429,7 @@ class Processor:
             "thread_signal": None,
             "workorder_no": None,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            "excerpt": _excerpt(raw[:400].decode("utf-8", "replace")),
+            "excerpt": excerpt(raw[:400].decode("utf-8", "replace")),
             "error": result.reason,
             "archive": reference,
             "ref": f"{key}#{logged}:{result.outcome}",
@@ -518,44 +443,6 @@ class Processor:
             logged=logged + 1,
         )
         self._remember_copy(record, delivery)
-
-    def _result(
-        self,
-        mail: InboundMail,
-        delivery: Delivery,
-        decision: Decision,
-        file: str | None,
-    ) -> Result:
-        workorder = None
-        if decision.workorder is not None:
-            workorder = {
-                **decision.workorder,
-                "Attachments": [name for name, _ in decision.attachments],
-            }
-        if decision.outcome is Outcome.APPENDED:
-            workorder = {
-                "WorkorderNo": decision.followup_of,
-                "note": {
-                    "text": decision.note_text,
-                    "attachments": [name for name, _ in decision.attachments],
-                },
-            }
-        return Result(
-            outcome=decision.outcome,
-            delivery=delivery,
-            file=file,
-            message_id=mail.message_id,
-            reason=decision.reason,
-            configuration=decision.configuration,
-            customer_rule=decision.customer_rule,
-            thread_signal=decision.thread_signal,
-            workorder=workorder,
-            subject=mail.subject,
-            sender=mail.from_addr,
-            trace=list(decision.trace),
-            mail=mail,
-            warnings=list(decision.warnings),
-        )
 
     def _log(
         self,
@@ -594,7 +481,7 @@ class Processor:
             "thread_signal": result.thread_signal,
             "workorder_no": workorder_no,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            "excerpt": _excerpt(mail.reply or mail.text),
+            "excerpt": excerpt(mail.reply or mail.text),
             "error": error,
             "warnings": result.warnings,
             "ref": f"{mail.key}#{logged}:{result.outcome}",
@@ -621,49 +508,4 @@ def _files(decision: Decision) -> tuple[FileAttachment, ...]:
     return tuple(
         FileAttachment(name, attachment.content_type, attachment.data)
         for name, attachment in decision.attachments
-    )
-
-
-def _decision_record(decision: Decision) -> dict[str, Any]:
-    return {
-        "outcome": str(decision.outcome),
-        "configuration": decision.configuration,
-        "customer_rule": decision.customer_rule,
-        "thread_signal": decision.thread_signal,
-        "followup_of": decision.followup_of,
-        "workorder": decision.workorder,
-        "note_text": decision.note_text,
-        "attachments": [
-            [name, attachment.sha256] for name, attachment in decision.attachments
-        ],
-        "new_relation": _json_relation(decision.new_relation),
-        "new_address": _json_relation(decision.new_address),
-        "participants": list(decision.participants),
-    }
-
-
-def _decision_from_record(record: MailRecord, mail: InboundMail) -> Decision:
-    """The decision stored before a cut-off call, with the mail's files."""
-    stored = record["decision"]
-    by_hash = {a.sha256: a for a in mail.attachments}
-    attachments = tuple(
-        (name, by_hash[digest])
-        for name, digest in stored["attachments"]
-        if digest in by_hash
-    )
-    relation = stored.get("new_relation")
-    address = stored.get("new_address")
-    return Decision(
-        Outcome(stored["outcome"]),
-        configuration=stored.get("configuration"),
-        customer_rule=stored.get("customer_rule"),
-        thread_signal=stored.get("thread_signal"),
-        followup_of=stored.get("followup_of"),
-        workorder=stored.get("workorder"),
-        note_text=stored.get("note_text", ""),
-        attachments=attachments,
-        new_relation=Relation(**relation) if relation else None,
-        new_address=Address(**address) if address else None,
-        participants=tuple(stored.get("participants", ())),
-        trace=("resumed from the recorded decision",),
     )
