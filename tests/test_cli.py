@@ -57,6 +57,7 @@ def synced(settings: Path) -> list[dict[str, Any]]:
 def test_demo_sync_gives_the_outcomes_listed_in_examples_readme(
     synced: list[dict[str, Any]],
 ) -> None:
+    """The demo inbox gets exactly the outcomes examples/README.md promises."""
     by_file = {r["provider_id"]: r for r in synced}
     assert len(by_file) == len(list(INBOX.glob("*.eml")))
     assert Counter(r["outcome"] for r in synced) == {
@@ -95,6 +96,7 @@ def test_demo_sync_gives_the_outcomes_listed_in_examples_readme(
 def test_sync_json_lines_have_the_documented_keys(
     synced: list[dict[str, Any]],
 ) -> None:
+    """sync --json prints one object per mail with the keys of SPEC §15."""
     for line in synced:
         assert {
             "mailbox",
@@ -115,12 +117,14 @@ def test_sync_json_lines_have_the_documented_keys(
 
 
 def test_a_second_sync_finds_nothing_new(settings: Path, synced: object) -> None:
+    """Every mail is recorded once; a second pass processes nothing."""
     again = mail2wo(settings, "sync", "--json")
     assert again.exit_code == 0
     assert lines(again) == []
 
 
 def test_sync_summary_table_for_people(settings: Path) -> None:
+    """Without --json, sync prints a summary table and a count line."""
     result = mail2wo(settings, "sync")
     assert result.exit_code == 0, result.output
     assert "created" in result.stdout
@@ -129,6 +133,7 @@ def test_sync_summary_table_for_people(settings: Path) -> None:
 
 
 def test_appended_note_keeps_only_the_new_text(settings: Path, synced: object) -> None:
+    """A follow-up note holds the new text, not the quoted Outlook block."""
     shown = mail2wo(settings, "workorders", "--json", "2026-0002")
     assert shown.exit_code == 0, shown.output
     (order,) = lines(shown)
@@ -139,6 +144,7 @@ def test_appended_note_keeps_only_the_new_text(settings: Path, synced: object) -
 
 
 def test_workorders_lists_every_created_order(settings: Path, synced: object) -> None:
+    """workorders --json lists each order with notes and attachments, no inline logo."""
     listed = mail2wo(settings, "workorders", "--json")
     orders = lines(listed)
     assert [o["WorkorderNo"] for o in orders] == [f"2026-{n:04d}" for n in range(1, 12)]
@@ -155,6 +161,7 @@ def test_workorders_lists_every_created_order(settings: Path, synced: object) ->
 
 # drop and explain --------------------------------------------------------------
 def test_drop_creates_once_then_reports_a_duplicate(settings: Path) -> None:
+    """A dropped mail creates one order; dropping it again is a duplicate."""
     mail = INBOX / "13-english-heat-pump-repair.eml"
     first = mail2wo(settings, "drop", "--json", str(mail))
     assert first.exit_code == 0, first.output
@@ -170,6 +177,7 @@ def test_drop_creates_once_then_reports_a_duplicate(settings: Path) -> None:
 
 
 def test_drop_does_not_count_toward_the_daily_limit(tmp_path: Path) -> None:
+    """WorkOrder Drop is not held back by daily_limit."""
     settings = demo_settings(tmp_path, **{"daily_limit = 0": "daily_limit = 1"})
     result = mail2wo(
         settings,
@@ -182,6 +190,7 @@ def test_drop_does_not_count_toward_the_daily_limit(tmp_path: Path) -> None:
 
 
 def test_explain_shows_the_decisions_and_writes_nothing(tmp_path: Path) -> None:
+    """explain reports the trace and the parsed mail and creates no state."""
     settings = demo_settings(tmp_path)
     mail = INBOX / "03-webformulier-storing-warmtepomp-obj1002.eml"
     result = mail2wo(settings, "explain", "--json", str(mail))
@@ -213,6 +222,7 @@ def test_explain_shows_the_decisions_and_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_explain_with_one_configuration(settings: Path) -> None:
+    """explain --config tries only that configuration; an unknown name exits 2."""
     mail = INBOX / "01-iphone-storing-cv-ketel.eml"
     result = mail2wo(settings, "explain", "--json", "--config", "Onderhoud", str(mail))
     (data,) = lines(result)
@@ -225,6 +235,7 @@ def test_explain_with_one_configuration(settings: Path) -> None:
 def test_a_mail_that_cannot_be_read_fails_with_the_reason(
     settings: Path, tmp_path: Path
 ) -> None:
+    """An empty file ends as failed with a reason, not a crash."""
     broken = tmp_path / "empty.eml"
     broken.write_bytes(b"")
     result = mail2wo(settings, "drop", "--json", str(broken))
@@ -235,6 +246,7 @@ def test_a_mail_that_cannot_be_read_fails_with_the_reason(
 
 
 def test_garbage_bytes_never_crash(settings: Path, tmp_path: Path) -> None:
+    """Arbitrary bytes give an outcome, never a traceback."""
     garbage = tmp_path / "garbage.eml"
     garbage.write_bytes(bytes(range(256)) * 20)
     result = mail2wo(settings, "drop", "--json", str(garbage))
@@ -253,6 +265,7 @@ def _one_line_exit_2(result: Result) -> str:
 def test_a_missing_file_stops_the_drop_before_anything_is_written(
     settings: Path, tmp_path: Path
 ) -> None:
+    """One missing file stops the whole drop before any write."""
     result = mail2wo(
         settings,
         "drop",
@@ -283,6 +296,7 @@ def test_a_missing_file_stops_the_drop_before_anything_is_written(
 def test_bad_settings_give_one_line_naming_the_place(
     tmp_path: Path, old: str, new: str, words: list[str]
 ) -> None:
+    """A bad setting is one line naming file, place and problem, exit 2."""
     settings = demo_settings(tmp_path, **{old: new})
     message = _one_line_exit_2(mail2wo(settings, "sync"))
     assert str(settings) in message
@@ -292,6 +306,7 @@ def test_bad_settings_give_one_line_naming_the_place(
 
 
 def test_a_broken_regex_names_configuration_and_rule(tmp_path: Path) -> None:
+    """A pattern that does not compile names its configuration and rule."""
     settings = demo_settings(tmp_path)
     text = settings.read_text(encoding="utf-8")
     text += (
@@ -305,6 +320,7 @@ def test_a_broken_regex_names_configuration_and_rule(tmp_path: Path) -> None:
 
 
 def test_settings_that_are_not_toml(tmp_path: Path) -> None:
+    """A file that is not TOML is one line, exit 2."""
     settings = tmp_path / "settings.toml"
     settings.write_text("timezone = \n", encoding="utf-8")
     message = _one_line_exit_2(mail2wo(settings, "sync"))
@@ -313,6 +329,7 @@ def test_settings_that_are_not_toml(tmp_path: Path) -> None:
 
 # check, logs, usage, relations ---------------------------------------------------
 def test_check_passes_on_the_demo(settings: Path) -> None:
+    """check finds nothing wrong with the bundled settings."""
     result = mail2wo(settings, "check", "--json")
     assert result.exit_code == 0, result.output
     findings = lines(result)
@@ -321,6 +338,7 @@ def test_check_passes_on_the_demo(settings: Path) -> None:
 
 
 def test_check_reports_unknown_parameters(tmp_path: Path) -> None:
+    """check fails on a {parameter} that nothing provides."""
     settings = demo_settings(
         tmp_path,
         **{
@@ -335,6 +353,7 @@ def test_check_reports_unknown_parameters(tmp_path: Path) -> None:
 
 
 def test_check_warns_about_a_runaway_pattern(tmp_path: Path) -> None:
+    """check warns about a pattern that runs past the time limit."""
     settings = demo_settings(tmp_path)
     text = settings.read_text(encoding="utf-8")
     text = text.replace(
@@ -352,6 +371,7 @@ def test_check_warns_about_a_runaway_pattern(tmp_path: Path) -> None:
 
 
 def test_logs_filters_and_json_keys(settings: Path, synced: object) -> None:
+    """logs filters by outcome, configuration, mailbox and date; JSON keys as §15."""
     everything = lines(mail2wo(settings, "logs", "--json"))
     assert len(everything) == 19
     keys = [
@@ -394,6 +414,7 @@ def test_logs_filters_and_json_keys(settings: Path, synced: object) -> None:
 
 
 def test_usage_reports_the_counter(settings: Path, synced: object) -> None:
+    """usage --json reports the counter, the limit and the waiting mail."""
     (data,) = lines(mail2wo(settings, "usage", "--json"))
     assert data["limit"] == 0
     assert data["used"] >= 11
@@ -401,6 +422,7 @@ def test_usage_reports_the_counter(settings: Path, synced: object) -> None:
 
 
 def test_relations_import_fills_the_directory(tmp_path: Path) -> None:
+    """An imported relation is found by the next mail from its address."""
     settings = demo_settings(tmp_path)
     extra = tmp_path / "relations-extra.csv"
     extra.write_text(
@@ -420,6 +442,7 @@ def test_relations_import_fills_the_directory(tmp_path: Path) -> None:
 
 
 def test_relations_import_of_a_bad_file(tmp_path: Path) -> None:
+    """A directory CSV without its key column is one line, exit 2."""
     settings = demo_settings(tmp_path)
     bad = tmp_path / "relations.csv"
     bad.write_text("name,city\nX,Y\n", encoding="utf-8")

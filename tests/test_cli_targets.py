@@ -52,6 +52,7 @@ def outsmart_settings(tmp_path: Path, fake: FakeOutSmart) -> Path:
 def test_outsmart_work_order_and_follow_up_note(
     tmp_path: Path, outsmart: FakeOutSmart
 ) -> None:
+    """A new mail becomes one OutSmart order; its reply becomes a note on it."""
     settings = outsmart_settings(tmp_path, outsmart)
     created = mail2wo(settings, "drop", "--json", str(NEW))
     assert created.exit_code == 0, created.output
@@ -72,6 +73,7 @@ def test_outsmart_work_order_and_follow_up_note(
 def test_outsmart_refused_token_is_one_clear_line(
     tmp_path: Path, outsmart: FakeOutSmart, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """check --online reports a refused token without printing it."""
     monkeypatch.setenv("MAIL2WO_OUTSMART_TOKEN", "wrong-token-1234")
     settings = outsmart_settings(tmp_path, outsmart)
     result = mail2wo(settings, "check", "--online", "--json")
@@ -84,6 +86,7 @@ def test_outsmart_refused_token_is_one_clear_line(
 def test_outsmart_missing_token_names_the_variable(
     tmp_path: Path, outsmart: FakeOutSmart, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A missing token names its environment variable, exit 2."""
     monkeypatch.delenv("MAIL2WO_OUTSMART_TOKEN")
     settings = outsmart_settings(tmp_path, outsmart)
     result = mail2wo(settings, "drop", str(NEW))
@@ -92,6 +95,7 @@ def test_outsmart_missing_token_names_the_variable(
 
 
 def test_check_online_reads_the_target(tmp_path: Path, outsmart: FakeOutSmart) -> None:
+    """check --online reads OutSmart and creates nothing."""
     settings = outsmart_settings(tmp_path, outsmart)
     result = mail2wo(settings, "check", "--online", "--json")
     assert result.exit_code == 0, result.output
@@ -115,6 +119,7 @@ def webhook_settings(tmp_path: Path, hook: FakeWebhook) -> Path:
 
 
 def test_webhook_events_are_signed(tmp_path: Path, hook: FakeWebhook) -> None:
+    """Each event is signed with HMAC-SHA256 over the exact body."""
     settings = webhook_settings(tmp_path, hook)
     assert mail2wo(settings, "drop", str(NEW)).exit_code == 0
     assert mail2wo(settings, "drop", str(REPLY)).exit_code == 0
@@ -129,6 +134,7 @@ def test_webhook_events_are_signed(tmp_path: Path, hook: FakeWebhook) -> None:
 def test_webhook_client_error_is_recorded_in_the_log(
     tmp_path: Path, hook: FakeWebhook
 ) -> None:
+    """A 4xx answer ends the mail as failed with the status in the log."""
     settings = webhook_settings(tmp_path, hook)
     hook.answer(Reply(status=422, body='{"error": "unknown customer"}'))
     (line,) = lines(mail2wo(settings, "drop", "--json", str(NEW)))
@@ -141,6 +147,7 @@ def test_webhook_client_error_is_recorded_in_the_log(
 def test_webhook_without_secret_stops_with_exit_2(
     tmp_path: Path, hook: FakeWebhook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Without a signing secret nothing is sent and the command exits 2."""
     monkeypatch.delenv("MAIL2WO_WEBHOOK_SECRET")
     settings = webhook_settings(tmp_path, hook)
     result = mail2wo(settings, "drop", str(NEW))
