@@ -340,6 +340,7 @@ def sync_mailbox(
             mailbox.name, state="error", error=str(exc), last_try=now.isoformat()
         )
         return report
+    workspace.target.refresh()
     try:
         for result in retry_due(workspace, now, mailbox.name, on_result):
             report.results.append(result)

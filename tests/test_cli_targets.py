@@ -154,3 +154,41 @@ def test_webhook_without_secret_stops_with_exit_2(
     assert result.exit_code == 2
     assert "MAIL2WO_WEBHOOK_SECRET" in result.stderr
     assert hook.received == []
+
+
+def test_outsmart_directory_is_read_again_on_each_pass(
+    tmp_path: Path, outsmart: FakeOutSmart
+) -> None:
+    """A relation added in OutSmart between two passes of `run` is found."""
+    from connector import app
+    from connector.settings import load_settings
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    settings_path = outsmart_settings(tmp_path, outsmart)
+    text = settings_path.read_text(encoding="utf-8")
+    settings_path.write_text(text.replace(f'"{INBOX}"', f'"{inbox}"'), encoding="utf-8")
+    settings = load_settings(settings_path)
+    mailbox = settings.mailbox_named("demo")
+    stranger = INBOX / "15-storing-onbekende-afzender.eml"
+    (inbox / "1.eml").write_bytes(stranger.read_bytes())
+    with app.open_workspace(settings) as workspace:
+        first = app.sync_mailbox(workspace, mailbox)
+        assert [str(r.outcome) for r in first.results] == ["customer_not_found"]
+        outsmart.seed(
+            relations=[
+                {
+                    "debtor_number": "30001",
+                    "name": "Peter Smit",
+                    "email": "petersmit1971@hotmail.com",
+                    "street": "Kerkstraat",
+                    "house_number": "1",
+                    "postal_code": "9711 AA",
+                    "city": "Groningen",
+                }
+            ]
+        )
+        again = stranger.read_bytes().replace(b"Message-ID: <", b"Message-ID: <2-")
+        (inbox / "2.eml").write_bytes(again)
+        second = app.sync_mailbox(workspace, mailbox)
+    assert [str(r.outcome) for r in second.results] == ["created"]

@@ -81,6 +81,9 @@ class Target(abc.ABC):
     def append_note(self, workorder_no: str, note: Note, note_key: str) -> None:
         """Add a follow-up note once per ``note_key``."""
 
+    def refresh(self) -> None:  # noqa: B027
+        """Start a new sync pass: a cached directory is read again when needed."""
+
     def check_online(self) -> str:
         """A harmless read that proves the target answers; returns what it saw."""
         return f"{self.kind}: nothing to check"
