@@ -6,7 +6,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -186,10 +186,15 @@ class GraphProvider(Provider):
         else:
             position = _Position.decode(cursor, self._since or now - _RESYNC_OVERLAP)
 
+        # A round resumed from a nextLink ends at that round's deltaLink; mail
+        # that came in since the round began is only in the round after it.
+        # Following that one too brings the mailbox up to date in one pass.
+        rounds = 2 if _mid_round(position.link) else 1
         resyncs = 0
         while True:
             try:
-                yield from self._round(position)
+                for _ in range(rounds):
+                    position = yield from self._round(position)
                 return
             except _SyncStateLost:
                 if resyncs >= _MAX_RESYNCS:
@@ -254,8 +259,8 @@ class GraphProvider(Provider):
 
     # -- delta ------------------------------------------------------------
 
-    def _round(self, position: _Position) -> Iterator[Page]:
-        """Follow one delta round from ``position`` to its deltaLink."""
+    def _round(self, position: _Position) -> Generator[Page, None, _Position]:
+        """Follow one delta round from ``position``; return its deltaLink."""
         started = datetime.now(UTC)
         url = position.link or self._first_delta_url(position.floor)
         prefer = f"odata.maxpagesize={self._page_size}"
@@ -283,7 +288,7 @@ class GraphProvider(Provider):
             # The caller asked for the next page, so it recorded this one.
             self._remember(mail.provider_id for mail in mails)
             if not isinstance(next_link, str):
-                return
+                return cursor
             url = next_link
 
     def _first_delta_url(self, floor: datetime) -> str:
@@ -563,6 +568,11 @@ def _graph_error(response: requests.Response) -> tuple[str, str]:
     if not isinstance(error, dict):
         return str(error), ""
     return str(error.get("code") or ""), str(error.get("message") or "")
+
+
+def _mid_round(link: str | None) -> bool:
+    """Whether a stored link continues a delta round (a nextLink)."""
+    return link is not None and "deltatoken=" not in link.lower()
 
 
 def _retry_after(response: requests.Response) -> float | None:

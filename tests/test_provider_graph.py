@@ -120,7 +120,11 @@ def test_mail_delivered_between_syncs_is_yielded_once(
 def test_each_delta_page_is_a_page_with_a_resumable_cursor(
     fake: FakeMicrosoft, tmp_path: Path
 ):
-    """One Page per delta page; a nextLink cursor resumes in a new process."""
+    """One Page per delta page; a nextLink cursor resumes in a new process.
+
+    A resumed round is followed by one more round from its deltaLink, so
+    mail delivered since the round began comes in the same pass.
+    """
     provider = make_graph_provider(fake, tmp_path, page_size=5)
     cursor = connect(provider)
     delivered = [fake.graph.deliver(USER, mail(n)).id for n in range(12)]
@@ -133,7 +137,7 @@ def test_each_delta_page_is_a_page_with_a_resumable_cursor(
 
     assert len(first.mails) == 5
     assert "$skiptoken=" in str(first.cursor)
-    assert [len(page.mails) for page in rest] == [5, 2]
+    assert [len(page.mails) for page in rest] == [5, 2, 0]
     assert "$deltatoken=" in str(rest[-1].cursor)
     yielded = [m.provider_id for page in [first, *rest] for m in page.mails]
     assert yielded == delivered
@@ -744,3 +748,22 @@ def test_large_raw_mime_arrives_byte_for_byte(fake: FakeMicrosoft, tmp_path: Pat
 
     fetched = pages[-1].mails[0].raw
     assert hashlib.sha256(fetched).digest() == hashlib.sha256(raw).digest()
+
+
+def test_a_resumed_round_also_reads_mail_that_came_in_meanwhile(
+    fake: FakeMicrosoft, tmp_path: Path
+):
+    """After a restart mid-round, one pass yields the rest and the new mail."""
+    provider = make_graph_provider(fake, tmp_path, page_size=5)
+    cursor = connect(provider)
+    delivered = [fake.graph.deliver(USER, mail(n)).id for n in range(7)]
+    pages = iter(provider.sync(cursor))
+    first = next(pages)
+    pages.close()
+    delivered += [fake.graph.deliver(USER, mail(n)).id for n in range(7, 9)]
+
+    restarted = make_graph_provider(fake, tmp_path, page_size=5)
+    rest = list(restarted.sync(first.cursor))
+
+    yielded = [m.provider_id for page in [first, *rest] for m in page.mails]
+    assert sorted(yielded) == sorted(delivered)
