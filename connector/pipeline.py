@@ -70,16 +70,7 @@ class Processor:
             mail = parse_mail(raw)
         except Mail2woError as exc:
             return Result(Outcome.FAILED, delivery, file=file, reason=str(exc))
-        decision = decide(
-            mail,
-            delivery,
-            self.settings,
-            self.target.load_directory(),
-            self.store,
-            now,
-            own_addresses=self.own_addresses,
-            only_configuration=only_configuration,
-        )
+        decision = self._decide(mail, delivery, now, only_configuration)
         result = result_for(mail, delivery, decision, file)
         if decision.outcome is Outcome.CREATED and result.workorder is not None:
             result.workorder["WorkorderNo"] = "(assigned when processed)"
@@ -132,6 +123,25 @@ class Processor:
         )
 
     # internals ----------------------------------------------------------------
+    def _decide(
+        self,
+        mail: InboundMail,
+        delivery: Delivery,
+        now: datetime,
+        only_configuration: str | None = None,
+    ) -> Decision:
+        """The pure decision, against the target's directory and the state."""
+        return decide(
+            mail,
+            delivery,
+            self.settings,
+            self.target.load_directory(),
+            self.store,
+            now,
+            own_addresses=self.own_addresses,
+            only_configuration=only_configuration,
+        )
+
     @staticmethod
     def _is_replay(record: MailRecord, delivery: Delivery) -> bool:
         """The same provider message again: nothing new arrived.
@@ -155,15 +165,7 @@ class Processor:
         if record is None or record.get("status") == "done":
             if record is None:
                 record = self._seen(mail, delivery, reference, now)
-            decision = decide(
-                mail,
-                delivery,
-                self.settings,
-                self.target.load_directory(),
-                self.store,
-                now,
-                own_addresses=self.own_addresses,
-            )
+            decision = self._decide(mail, delivery, now)
             if decision.outcome is Outcome.DUPLICATE:
                 result = result_for(mail, delivery, decision, file)
                 self._log(result, mail, delivery, record, started, now)
@@ -172,15 +174,7 @@ class Processor:
         elif resuming:
             decision = decision_from_record(record, mail)
         else:
-            decision = decide(
-                mail,
-                delivery,
-                self.settings,
-                self.target.load_directory(),
-                self.store,
-                now,
-                own_addresses=self.own_addresses,
-            )
+            decision = self._decide(mail, delivery, now)
         assert record is not None  # Defensive: set on every path above
         result = result_for(mail, delivery, decision, file)
         try:
