@@ -110,6 +110,10 @@ def templates(folder: Path) -> tuple[list[list[tuple[str, str]]], list[Document]
 
 
 def _documents(folder: Path) -> Iterator[Document]:
+    if folder.name == "workorders" and folder.parent.name == "local":
+        for path in sorted(folder.glob("*.json")):  # one file per work order
+            yield json.loads(path.read_text(encoding="utf-8"))
+        return
     for path in sorted(folder.glob("seg-*.json")):
         yield from json.loads(path.read_text(encoding="utf-8"))["_default"].values()
 
@@ -137,6 +141,11 @@ def prefill(
             )
             tables[table].append(text)
     tables["meta"] = [json.dumps(document, ensure_ascii=False) for document in meta]
+    orders = state / "local" / "workorders"
+    orders.mkdir(parents=True, exist_ok=True)
+    for text in tables.pop("local/workorders"):
+        number = json.loads(text)["WorkorderNo"]
+        (orders / f"{number}.json").write_text(text, encoding="utf-8")
     for table, documents in tables.items():
         _write_segments(state / table, documents)
 

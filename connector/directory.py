@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -198,17 +198,22 @@ class Directory:
             index[key].append(relation)
 
     def _index(self, relation: Relation) -> None:
+        for index, key in self._entries(relation):
+            self._add_once(index, key, relation)
+
+    def _entries(
+        self, relation: Relation
+    ) -> Iterator[tuple[dict[Any, list[Relation]], Any]]:
+        """The (index, key) pairs of a relation's own fields."""
         for address in (relation.email, relation.email_workorder):
             for part in re.split(r"[;,\s]+", address.lower()):
                 if "@" in part:
-                    self._add_once(self._by_email, part, relation)
-                    self._add_once(self._by_domain, part.rsplit("@", 1)[1], relation)
+                    yield self._by_email, part
+                    yield self._by_domain, part.rsplit("@", 1)[1]
         if relation.phone_number:
-            phone = normalise_phone(relation.phone_number)
-            self._add_once(self._by_phone, phone, relation)
+            yield self._by_phone, normalise_phone(relation.phone_number)
         if relation.street:
-            key = _street_key(relation.street, relation.house_number)
-            self._add_once(self._by_street, key, relation)
+            yield self._by_street, _street_key(relation.street, relation.house_number)
 
     def relations_by_email(self, address: str) -> list[Relation]:
         """Relations whose e-mail, work-order e-mail or contact has ``address``."""
@@ -270,13 +275,69 @@ class Directory:
     def with_added(
         self, relation: Relation | None = None, address: Address | None = None
     ) -> Directory:
-        """A copy with one relation and/or address added."""
-        return Directory(
-            [*self.relations.values(), *([relation] if relation else [])],
-            [*self.addresses.values(), *([address] if address else [])],
-            self.contact_persons.values(),
-            self.objects.values(),
-        )
+        """A copy with one relation and/or address added.
+
+        Only the new records are indexed; the copy shares everything else
+        with this directory, which stays as it was. A record that replaces
+        one with the same code makes a full rebuild instead.
+        """
+        if self._must_rebuild(relation, address):
+            return Directory(
+                {**self.relations, **_by_code(relation, "debtor_number")}.values(),
+                {**self.addresses, **_by_code(address, "adr_code")}.values(),
+                self.contact_persons.values(),
+                self.objects.values(),
+            )
+
+        copy = object.__new__(Directory)
+        copy.__dict__.update(self.__dict__)
+        if relation is not None:
+            copy.relations = {**self.relations, relation.debtor_number: relation}
+            copy._by_email = defaultdict(list, self._by_email)
+            copy._by_domain = defaultdict(list, self._by_domain)
+            copy._by_phone = defaultdict(list, self._by_phone)
+            copy._by_street = defaultdict(list, self._by_street)
+            entries = list(copy._entries(relation))
+            for person in self._contacts_of.get(relation.debtor_number, []):
+                if person.cpn_email:
+                    entries.append((copy._by_email, person.cpn_email.lower()))
+            for index, key in entries:
+                # A new list: the lists of this directory stay as they are.
+                if key and relation not in index.get(key, ()):
+                    index[key] = [*index.get(key, ()), relation]
+        if address is not None:
+            copy.addresses = {**self.addresses, address.adr_code: address}
+            copy._addresses_of = defaultdict(list, self._addresses_of)
+            debtor = address.adr_debtor_nr
+            copy._addresses_of[debtor] = [*self._addresses_of.get(debtor, ()), address]
+        return copy
+
+    def _must_rebuild(self, relation: Relation | None, address: Address | None) -> bool:
+        """Whether adding these needs a full rebuild to index them as one would.
+
+        That is when a record replaces one with the same code, or when the
+        relation's e-mail is known already: a rebuild puts relations found by
+        their own address before those found through a contact person.
+        """
+        if address is not None and address.adr_code in self.addresses:
+            return True
+        if relation is None:
+            return False
+        if relation.debtor_number in self.relations:
+            return True
+        emails = [
+            key for index, key in self._entries(relation) if index is self._by_email
+        ]
+        emails += [
+            person.cpn_email.lower()
+            for person in self._contacts_of.get(relation.debtor_number, [])
+            if person.cpn_email
+        ]
+        return any(self._by_email.get(email) for email in emails)
+
+
+def _by_code(record: Relation | Address | None, code: str) -> dict[str, Any]:
+    return {getattr(record, code): record} if record is not None else {}
 
 
 def split_address_line(line: str) -> tuple[str, str]:

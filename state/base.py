@@ -2,9 +2,19 @@
 
 Everything that must survive a restart goes through a :class:`StateStore`:
 the raw-mail archive, each mail's processing record, the thread index, the
-processing log, cursors, counters, daily usage. Every write method is
-durable when it returns (a kill right after it loses nothing), and each is
+processing log, cursors, counters, daily usage. Each write method is
 idempotent, so a step cut off halfway may simply be repeated.
+
+Writes are atomic and kept in order: a kill at any instant leaves each
+write whole or absent, and loses none that returned. Against a power cut,
+the writes that something outside the state waits for are durable when
+they return -- :meth:`~StateStore.archive`, and :meth:`~StateStore.put_mail`,
+:meth:`~StateStore.save_cursor` and :meth:`~StateStore.set_mailbox_status`,
+which take every earlier write with them. The others (work-order number,
+thread index, counters, log) become durable with the next of those: the
+pipeline writes the mail record that holds a reserved number before it
+calls the target, writes the record again after the bookkeeping, and a mail
+resumed from its record repeats what a power cut took.
 
 Records are plain JSON-able dicts so that another implementation (SQL) can
 slot in behind the same methods.
@@ -57,7 +67,11 @@ class StateStore(abc.ABC):
     # work-order numbers and the thread index --------------------------
     @abc.abstractmethod
     def reserve_workorder_no(self, year: int, prefix: str) -> str:
-        """A new, never used work-order number (durable on return)."""
+        """A new, never used work-order number.
+
+        Durable with the next :meth:`put_mail`: write the record that holds
+        the number before the number leaves the state.
+        """
 
     @abc.abstractmethod
     def link_thread(

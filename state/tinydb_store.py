@@ -3,15 +3,26 @@
 Layout below the state folder::
 
     archive/YYYY/MM/DD/<sha256>.eml   raw MIME, written once
+    journal.jsonl                     writes since the last checkpoint
     mails/seg-*.json                  one record per mail (dedupe key)
     threads/seg-*.json                Message-ID / thread id -> work order
     workorders/seg-*.json             participants of each work order
     log/seg-*.json                    the processing log
     meta/seg-*.json                   cursors, counters, usage (bounded)
+    local/                            the local target (its own journal)
 
-Every table is a :class:`~state.segments.SegmentedTable`, so the cost of
-one write is bounded by a segment, not by the history. ``meta`` stays
-small: daily usage keeps 60 days, the per-sender counter one day.
+The tables are :class:`~state.segments.Segments`: a write appends one line
+to the journal, and a checkpoint now and then rewrites the few segments of
+at most 500 documents that the journal touched, so the cost of a write does
+not grow with the history. ``mails``, ``threads`` and ``workorders`` are
+read into memory when the store opens; of the log only the newest two
+segments are. ``meta`` stays small: daily usage keeps 60 days, and each
+sender's counter of new work orders one day (a counter quiet for a day is
+removed).
+
+A write is fsynced when the contract in :mod:`state.base` says it must be
+durable; the thread index, counters and log are appended without, and
+become durable with the next mail record.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ from typing import Any
 
 from state.base import MailRecord, StateStore
 from state.files import write_atomic
-from state.segments import SegmentedTable
+from state.segments import Segments, make_folder
 
 __all__ = ["StateLocked", "TinyDBStateStore"]
 
@@ -37,7 +48,12 @@ class StateLocked(Exception):
 class TinyDBStateStore(StateStore):
     """State in TinyDB files below one folder."""
 
-    def __init__(self, folder: Path, *, segment_size: int = 500) -> None:
+    #: How many of the newest log entries :meth:`log` checks a ``ref`` against.
+    LOG_REF_WINDOW = 1000
+
+    def __init__(
+        self, folder: Path, *, segment_size: int = 500, checkpoint_lines: int = 1000
+    ) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self._lock = (folder / ".lock").open("a")
@@ -48,20 +64,36 @@ class TinyDBStateStore(StateStore):
             raise StateLocked(
                 f"{folder}: another mail2wo process is using this state folder"
             ) from None
-        self._mails = SegmentedTable(folder / "mails", "key", segment_size)
-        self._threads = SegmentedTable(folder / "threads", "key", segment_size)
-        self._workorders = SegmentedTable(folder / "workorders", "no", segment_size)
-        self._log = SegmentedTable(folder / "log", "id", segment_size)
-        self._meta = SegmentedTable(folder / "meta", "name", segment_size)
+        try:
+            self._db = Segments(
+                folder,
+                _TABLES,
+                lazy=("log",),
+                segment_size=segment_size,
+                checkpoint_lines=checkpoint_lines,
+            )
+        except BaseException:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            raise
+        self._mails = self._db["mails"]
+        self._threads = self._db["threads"]
+        self._workorders = self._db["workorders"]
+        self._log = self._db["log"]
+        self._meta = self._db["meta"]
+
         self._by_provider: dict[tuple[str, str], str] = {}
+        self._unfinished: dict[str, None] = {}
         for record in self._mails.values():
-            self._index_provider_ids(record)
+            self._index(record)
+
         self._next_log_id = 1
         self._log_refs: dict[str, int] = {}
-        for entry in self._log.values():
+        for entry in self._log.recent():
             self._next_log_id = max(self._next_log_id, int(entry["id"]) + 1)
             if entry.get("ref"):
-                self._log_refs[entry["ref"]] = int(entry["id"])
+                self._remember_ref(entry["ref"], int(entry["id"]))
+        self._senders_pruned = ""
 
     # raw-mail archive -------------------------------------------------
     def archive(self, raw: bytes, received: datetime) -> str:
@@ -69,6 +101,7 @@ class TinyDBStateStore(StateStore):
         reference = f"{received:%Y/%m/%d}/{digest}.eml"
         path = self.folder / "archive" / reference
         if not path.exists():
+            make_folder(path.parent)  # a new day's folder
             write_atomic(path, raw, mode=0o600)
         return reference
 
@@ -81,22 +114,28 @@ class TinyDBStateStore(StateStore):
 
     def put_mail(self, record: MailRecord) -> None:
         self._mails.put(record)
-        self._index_provider_ids(record)
+        self._index(record)
 
-    def _index_provider_ids(self, record: MailRecord) -> None:
-        """Index the mail under its provider id and those of later copies."""
+    def _index(self, record: MailRecord) -> None:
+        """Index a mail under its provider ids; track it while unfinished."""
+        key = record["key"]
         if record.get("provider_id"):
-            self._by_provider[(record.get("mailbox", ""), record["provider_id"])] = (
-                record["key"]
-            )
+            self._by_provider[(record.get("mailbox", ""), record["provider_id"])] = key
         for mailbox, provider_id in record.get("aliases", ()):
-            self._by_provider[(mailbox, provider_id)] = record["key"]
+            self._by_provider[(mailbox, provider_id)] = key
+        if record.get("status") == "done":
+            self._unfinished.pop(key, None)
+        else:
+            self._unfinished[key] = None
 
     def key_for_provider_id(self, mailbox: str, provider_id: str) -> str | None:
         return self._by_provider.get((mailbox, provider_id))
 
     def mails_with_status(self, *statuses: str) -> list[MailRecord]:
-        return [r for r in self._mails.values() if r.get("status") in statuses]
+        if "done" in statuses:
+            return [r for r in self._mails.values() if r.get("status") in statuses]
+        found = (self._mails.get(key) for key in self._unfinished)
+        return [r for r in found if r is not None and r.get("status") in statuses]
 
     # work-order numbers and the thread index --------------------------
     def _meta_doc(self, name: str) -> dict[str, Any]:
@@ -106,7 +145,7 @@ class TinyDBStateStore(StateStore):
         counters = self._meta_doc("workorder_seq")
         sequence = int(counters.get(str(year), 0)) + 1
         counters[str(year)] = sequence
-        self._meta.put(counters)
+        self._meta.put(counters, durable=False)
         return f"{prefix.format(year=year)}{sequence:04d}"
 
     def link_thread(
@@ -119,11 +158,13 @@ class TinyDBStateStore(StateStore):
     ) -> None:
         for message_id in message_ids:
             if message_id and f"mid:{message_id}" not in self._threads:
-                self._threads.put({"key": f"mid:{message_id}", "no": workorder_no})
+                self._threads.put(
+                    {"key": f"mid:{message_id}", "no": workorder_no}, durable=False
+                )
         for mailbox, thread_id in thread_ids:
             key = f"thread:{mailbox}:{thread_id}"
             if thread_id and key not in self._threads:
-                self._threads.put({"key": key, "no": workorder_no})
+                self._threads.put({"key": key, "no": workorder_no}, durable=False)
         record = self._workorders.get(workorder_no) or {
             "no": workorder_no,
             "participants": [],
@@ -132,7 +173,7 @@ class TinyDBStateStore(StateStore):
         wanted = {p.lower() for p in participants if p}
         if not wanted <= known or workorder_no not in self._workorders:
             record["participants"] = sorted(known | wanted)
-            self._workorders.put(record)
+            self._workorders.put(record, durable=False)
 
     def workorder_for_message_ids(self, message_ids: Iterable[str]) -> str | None:
         for message_id in message_ids:
@@ -158,24 +199,27 @@ class TinyDBStateStore(StateStore):
         usage[day.isoformat()] = int(usage.get(day.isoformat(), 0)) + 1
         oldest = (day - timedelta(days=60)).isoformat()
         usage = {k: v for k, v in usage.items() if k == "name" or k >= oldest}
-        self._meta.put(usage)
+        self._meta.put(usage, durable=False)
 
     def new_workorders_by_sender(self, sender: str, since: datetime) -> int:
-        stamps = self._meta_doc("senders").get(sender.lower(), [])
+        stamps = self._meta_doc(_SENDER + sender.lower()).get("stamps", [])
         return sum(1 for stamp in stamps if stamp >= since.isoformat())
 
     def count_new_workorder(self, sender: str, at: datetime) -> None:
-        senders = self._meta_doc("senders")
+        """Count it in the sender's own counter, which keeps one day.
+
+        Once a day the counters of senders quiet for a day are removed.
+        """
         horizon = (at - timedelta(days=1)).isoformat()
-        pruned: dict[str, Any] = {"name": "senders"}
-        for name, stamps in senders.items():
-            if name == "name":
-                continue
-            kept = [s for s in stamps if s >= horizon]
-            if kept:
-                pruned[name] = kept
-        pruned.setdefault(sender.lower(), []).append(at.isoformat())
-        self._meta.put(pruned)
+        counter = self._meta_doc(_SENDER + sender.lower())
+        stamps = [s for s in counter.get("stamps", []) if s >= horizon]
+        self._meta.put({**counter, "stamps": [*stamps, at.isoformat()]}, durable=False)
+        if at.date().isoformat() != self._senders_pruned:
+            self._senders_pruned = at.date().isoformat()
+            for document in list(self._meta.values()):
+                name = document["name"]
+                if name.startswith(_SENDER) and max(document["stamps"]) < horizon:
+                    self._meta.delete(name, durable=False)
 
     # cursors --------------------------------------------------------------
     def cursor(self, mailbox: str) -> str | None:
@@ -201,22 +245,47 @@ class TinyDBStateStore(StateStore):
 
     # processing log -------------------------------------------------------
     def log(self, entry: dict[str, Any]) -> int:
+        """Append an entry, unless its ``ref`` is among the newest ones.
+
+        A ``ref`` is looked for in the newest :attr:`LOG_REF_WINDOW` entries,
+        not in the whole log (which stays on disk): the entry of a step cut
+        off by a kill is the newest of its mail, and the step is repeated
+        when the mail resumes, at the start of the next pass.
+        """
         ref = entry.get("ref")
         if ref and ref in self._log_refs:
             return self._log_refs[ref]
         entry_id = self._next_log_id
-        self._log.put({**entry, "id": entry_id})
+        self._log.put({**entry, "id": entry_id}, durable=False)
         self._next_log_id += 1
         if ref:
-            self._log_refs[ref] = entry_id
+            self._remember_ref(ref, entry_id)
         return entry_id
 
+    def _remember_ref(self, ref: str, entry_id: int) -> None:
+        self._log_refs[ref] = entry_id
+        if len(self._log_refs) > self.LOG_REF_WINDOW:
+            del self._log_refs[next(iter(self._log_refs))]
+
     def log_entries(self) -> Iterator[dict[str, Any]]:
-        return iter(sorted(self._log.values(), key=lambda e: int(e["id"])))
+        """Every entry, oldest first; older segments are read from disk."""
+        return self._log.values()
 
     def close(self) -> None:
-        for table in (self._mails, self._threads, self._workorders, self._log):
-            table.close()
-        self._meta.close()
-        fcntl.flock(self._lock, fcntl.LOCK_UN)
-        self._lock.close()
+        try:
+            self._db.close()
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+
+
+_TABLES = {
+    "mails": "key",
+    "threads": "key",
+    "workorders": "no",
+    "log": "id",
+    "meta": "name",
+}
+
+#: The name prefix of a sender's counter of new work orders in ``meta``.
+_SENDER = "sender:"

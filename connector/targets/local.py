@@ -1,18 +1,30 @@
 """The embedded ``local`` target: work orders, notes and attachments on disk.
 
+Below ``<state>/local``::
+
+    workorders/<WorkorderNo>.json   one JSON file per work order, with its notes
+    attachments/<WorkorderNo>/      the files of the order and of its notes
+    journal.jsonl, relations/, addresses/, contactpersons/, objects/
+                                    directory additions: segmented TinyDB tables
+
+A work order carries the full text of its mail, so it gets a file of its
+own, replaced atomically (temporary file, fsync, rename): creating one or
+adding a note writes that order only, and nothing is read until asked for.
+
 The relation directory comes from CSV files (loaded when present) plus the
 relations and addresses that mail2wo added itself or that ``relations
-import`` brought in. Work orders and directory additions live in segmented
-TinyDB tables below ``<state>/local``; attachments as files beside them.
+import`` brought in. It is built once; an addition is put into it as well.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from connector.directory import (
     Address,
@@ -25,7 +37,7 @@ from connector.directory import (
 )
 from connector.targets.base import FileAttachment, Note, Target
 from state.files import write_atomic
-from state.segments import SegmentedTable
+from state.segments import Segments, StateCorrupt
 
 __all__ = ["LocalTarget"]
 
@@ -45,11 +57,16 @@ class LocalTarget(Target):
     def __init__(self, folder: Path, csv_files: Mapping[str, Path | None]) -> None:
         self.folder = folder
         self.csv_files = dict(csv_files)
-        self._workorders = SegmentedTable(folder / "workorders", "WorkorderNo")
-        self._added = {
-            kind: SegmentedTable(folder / kind, key)
-            for kind, (_, key) in _KINDS.items()
-        }
+        self._added = Segments(folder, {kind: key for kind, (_, key) in _KINDS.items()})
+        self._orders = folder / "workorders"
+        self._orders.mkdir(parents=True, exist_ok=True)
+        self._open_mark = self._orders / ".open"
+        if self._open_mark.exists():
+            # The last run did not close: a write it cut off may have left
+            # a temporary file. Looked for only then, not in every start-up.
+            for debris in self._orders.glob(".*.json.*"):
+                debris.unlink(missing_ok=True)
+        self._open_mark.touch()
         self._directory: Directory | None = None
 
     # directory ------------------------------------------------------------
@@ -78,21 +95,34 @@ class LocalTarget(Target):
         record_type, _ = _KINDS[kind]
         records = read_csv(path, record_type)
         for record in records:
-            self._added[kind].put(dataclasses.asdict(record))
+            self._added[kind].put(dataclasses.asdict(record), durable=False)
+        self._added.sync()
         self._directory = None
         return len(records)
 
     def add_relation(self, relation: Relation) -> None:
         self._added["relations"].put(dataclasses.asdict(relation))
-        self._directory = None
+        if self._directory is not None:
+            self._directory = self._directory.with_added(relation=relation)
 
     def add_address(self, address: Address) -> None:
         self._added["addresses"].put(dataclasses.asdict(address))
-        self._directory = None
+        if self._directory is not None:
+            self._directory = self._directory.with_added(address=address)
 
     # work orders ----------------------------------------------------------
+    def _order_path(self, workorder_no: str) -> Path:
+        name = quote(workorder_no, safe="")
+        if name.startswith("."):  # never a hidden file, nor "." and ".."
+            name = "%2E" + name[1:]
+        return self._orders / f"{name}.json"
+
+    def _write_order(self, record: Mapping[str, Any]) -> None:
+        payload = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        write_atomic(self._order_path(str(record["WorkorderNo"])), payload.encode())
+
     def has_workorder(self, workorder_no: str) -> bool:
-        return workorder_no in self._workorders
+        return self._order_path(workorder_no).exists()
 
     def _save_files(
         self, workorder_no: str, attachments: Sequence[FileAttachment]
@@ -122,16 +152,16 @@ class LocalTarget(Target):
         self, workorder: Mapping[str, Any], attachments: Sequence[FileAttachment]
     ) -> None:
         number = str(workorder["WorkorderNo"])
-        if number in self._workorders:
+        if self.has_workorder(number):
             return
         record = dict(workorder)
         record["Attachments"] = self._save_files(number, attachments)
         record["notes"] = []
         record["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        self._workorders.put(record)
+        self._write_order(record)
 
     def append_note(self, workorder_no: str, note: Note, note_key: str) -> None:
-        record = self._workorders.get(workorder_no)
+        record = self.workorder(workorder_no)
         if record is None:
             record = {"WorkorderNo": workorder_no, "notes": [], "Attachments": []}
         if any(n.get("key") == note_key for n in record["notes"]):
@@ -148,24 +178,37 @@ class LocalTarget(Target):
             }
         )
         record["Attachments"] = [*record.get("Attachments", []), *files]
-        self._workorders.put(record)
+        self._write_order(record)
 
     def workorders(self) -> Iterator[dict[str, Any]]:
-        """Every stored work order, oldest first."""
-        return self._workorders.values()
+        """Every stored work order, oldest first (by creation, then number)."""
+        records = [_read_order(path) for path in self._orders.glob("*.json")]
+        records.sort(key=lambda r: (r.get("created_at", ""), str(r["WorkorderNo"])))
+        return iter(records)
 
     def workorder(self, workorder_no: str) -> dict[str, Any] | None:
         """One stored work order."""
-        return self._workorders.get(workorder_no)
+        try:
+            return _read_order(self._order_path(workorder_no))
+        except FileNotFoundError:
+            return None
 
     def check_online(self) -> str:
         directory = self.load_directory()
+        count = sum(1 for _ in self._orders.glob("*.json"))
         return (
-            f"local store at {self.folder}: {len(self._workorders)} work orders, "
+            f"local store at {self.folder}: {count} work orders, "
             f"{len(directory.relations)} relations, {len(directory.objects)} objects"
         )
 
     def close(self) -> None:
-        self._workorders.close()
-        for table in self._added.values():
-            table.close()
+        self._added.close()
+        self._open_mark.unlink(missing_ok=True)
+
+
+def _read_order(path: Path) -> dict[str, Any]:
+    try:
+        record: dict[str, Any] = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StateCorrupt(f"{path}: not readable JSON ({exc})") from exc
+    return record
