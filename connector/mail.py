@@ -5,6 +5,9 @@ about 3.5 times faster than ``policy.default``) and tolerance. Everything it
 leaves raw is decoded here: 8-bit header bytes, RFC 2047 encoded words, RFC 2231
 parameters and body charsets, each with a fallback for a wrong or unknown label,
 so that no mail crashes the parser and no output holds undecodable text.
+Large base64 bodies bypass the stdlib parser and are decoded straight from the
+raw bytes (:mod:`connector._large_bodies`), so a big attachment is held about
+once rather than seven times.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 
+from connector._large_bodies import LargeBodies
 from connector.cleaning.html import html_reply_to_text, html_to_text
 from connector.cleaning.reply import split_reply
 from connector.decoding import (
@@ -47,6 +52,10 @@ _PARAMETER_FIELD_RE = re.compile(
     re.IGNORECASE | re.MULTILINE,
 )
 _TNEF_TYPES = {"application/ms-tnef", "application/vnd.ms-tnef"}
+_LEADING_BREAKS_RE = re.compile(rb"[\r\n]*")
+_VISIBLE_RE = re.compile(rb"\S")
+#: Base64 bodies longer than this are decoded from the raw bytes, not parsed.
+LARGE_BODY = 256 * 1024
 
 
 class MailParseError(PermanentError):
@@ -70,7 +79,7 @@ class Attachment:
         """Decoded size in bytes."""
         return len(self.data)
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         """Hex SHA-256 of the decoded bytes."""
         return hashlib.sha256(self.data).hexdigest()
@@ -78,7 +87,12 @@ class Attachment:
 
 @dataclass(frozen=True)
 class InboundMail:
-    """A parsed mail: everything the rules look at, plus the original text."""
+    """A parsed mail: everything the rules look at, plus the original text.
+
+    ``text`` and ``reply`` are derived on first use and kept: converting an
+    HTML body is the dearest step, and rules, templates and the log all read
+    them.
+    """
 
     message_id: str
     raw_sha256: str
@@ -105,14 +119,14 @@ class InboundMail:
             return "mid:" + self.message_id
         return "sha256:" + self.raw_sha256
 
-    @property
+    @cached_property
     def text(self) -> str:
         """The body: the text/plain part, else the HTML converted to text."""
         if self.plain.strip():
             return self.plain
         return html_to_text(self.html) if self.html else ""
 
-    @property
+    @cached_property
     def reply(self) -> str:
         """Only the new text: quoted history and signature removed."""
         if not self.plain.strip() and self.html:
@@ -195,8 +209,13 @@ def _filename(part: email.message.Message) -> str:
     return ""
 
 
-def _payload(part: email.message.Message) -> bytes:
+def _payload(part: email.message.Message, bodies: LargeBodies) -> bytes:
     """The transfer-decoded body of a part, else its raw text as bytes."""
+    decoded = bodies.decoded(part)
+    if decoded is not None:
+        return decoded
+
+    bodies.restore(part)
     try:
         payload = part.get_payload(decode=True)
     except (ValueError, LookupError, AssertionError):
@@ -238,13 +257,19 @@ def _repair_obsolete_fields(raw: bytes) -> bytes:
     return b"".join(lines) + (b"" if end < 0 else raw[end:])
 
 
-def parse_mail(raw: bytes) -> InboundMail:
-    """Parse raw RFC 5322 bytes; raise :class:`MailParseError` if unreadable."""
-    if not raw.strip():
+def parse_mail(raw: bytes, *, large_body: int | None = LARGE_BODY) -> InboundMail:
+    """Parse raw RFC 5322 bytes; raise :class:`MailParseError` if unreadable.
+
+    Base64 bodies longer than ``large_body`` bytes are decoded straight from
+    ``raw`` instead of passing through the stdlib parser, which holds several
+    copies of a body; ``None`` passes every body through it. The result is
+    the same either way.
+    """
+    if not _VISIBLE_RE.search(raw):  # raw.strip() would copy a large mail
         raise MailParseError("empty message: no headers and no body")
 
     try:
-        return _parse(raw)
+        return _parse(raw, LargeBodies(large_body))
     except MailParseError:
         raise
     # Defensive: the stdlib parser is tolerant, but a structure nested deeper
@@ -269,9 +294,13 @@ def _refuse_runaway_parameters(raw: bytes) -> None:
             )
 
 
-def _parse(raw: bytes) -> InboundMail:
+def _parse(raw: bytes, bodies: LargeBodies) -> InboundMail:
     _refuse_runaway_parameters(raw)
-    message = email.message_from_bytes(_repair_obsolete_fields(raw.lstrip(b"\r\n")))
+    leading = _LEADING_BREAKS_RE.match(raw)
+    start = leading.end() if leading else 0
+    message = email.message_from_bytes(
+        _repair_obsolete_fields(bodies.set_aside(raw, start))
+    )
     headers = _headers(message)
     if not headers:
         raise MailParseError("not an e-mail message: no header lines found")
@@ -279,12 +308,12 @@ def _parse(raw: bytes) -> InboundMail:
     plain: list[str] = []
     html: list[str] = []
     attachments: list[Attachment] = []
-    for part in _parts(message):
+    for part in _parts(message, bodies):
         if part.get_content_type() == "message/rfc822":
-            attachments.append(_attached_message(part))
+            attachments.append(_attached_message(part, bodies))
         if part.is_multipart():
             continue
-        _collect(part, plain, html, attachments)
+        _collect(part, bodies, plain, html, attachments)
 
     html_text = "".join(html)
     referenced = {cid.lower() for cid in _CID_RE.findall(html_text)}
@@ -325,6 +354,7 @@ def _date(value: str) -> datetime | None:
 
 def _collect(
     part: email.message.Message,
+    bodies: LargeBodies,
     plain: list[str],
     html: list[str],
     attachments: list[Attachment],
@@ -340,7 +370,7 @@ def _collect(
         and not filename
     )
     if is_body_text:
-        text = decode_bytes(_payload(part), part.get_content_charset())
+        text = decode_bytes(_payload(part, bodies), part.get_content_charset())
         (plain if content_type == "text/plain" else html).append(text)
         return
     if filename or content_id or disposition == "attachment":
@@ -348,7 +378,7 @@ def _collect(
             Attachment(
                 filename=filename,
                 content_type=content_type,
-                data=_payload(part),
+                data=_payload(part, bodies),
                 content_id=content_id,
                 disposition=disposition,
                 tnef=content_type in _TNEF_TYPES or filename.lower() == "winmail.dat",
@@ -356,7 +386,9 @@ def _collect(
         )
 
 
-def _parts(part: email.message.Message) -> Iterator[email.message.Message]:
+def _parts(
+    part: email.message.Message, bodies: LargeBodies
+) -> Iterator[email.message.Message]:
     """Every part, depth first, like ``walk``, with encoded messages decoded.
 
     RFC 2046 allows only 7bit, 8bit and binary for message/rfc822, but mailers
@@ -365,13 +397,14 @@ def _parts(part: email.message.Message) -> Iterator[email.message.Message]:
     """
     yield part
     if part.get_content_type() == "message/rfc822" and _transfer_encoded(part):
-        yield from _parts(email.message_from_bytes(_attached_bytes(part)))
+        inner = bodies.set_aside(_attached_bytes(part, bodies))
+        yield from _parts(email.message_from_bytes(inner), bodies)
         return
     if not part.is_multipart():
         return
     for child in part.get_payload():
         if isinstance(child, email.message.Message):
-            yield from _parts(child)
+            yield from _parts(child, bodies)
 
 
 def _transfer_encoded(part: email.message.Message) -> bool:
@@ -379,8 +412,9 @@ def _transfer_encoded(part: email.message.Message) -> bool:
     return encoding in ("base64", "quoted-printable")
 
 
-def _attached_bytes(part: email.message.Message) -> bytes:
+def _attached_bytes(part: email.message.Message, bodies: LargeBodies) -> bytes:
     """The embedded message of a message/rfc822 part, transfer-decoded."""
+    bodies.restore(part)
     inner = part.get_payload()
     if isinstance(inner, list) and inner:
         inner = inner[0]
@@ -397,12 +431,12 @@ def _attached_bytes(part: email.message.Message) -> bytes:
     return data
 
 
-def _attached_message(part: email.message.Message) -> Attachment:
+def _attached_message(part: email.message.Message, bodies: LargeBodies) -> Attachment:
     """A message/rfc822 part as a file."""
     return Attachment(
         filename=_filename(part),
         content_type="message/rfc822",
-        data=_attached_bytes(part),
+        data=_attached_bytes(part, bodies),
         disposition=(part.get_content_disposition() or "").lower(),
     )
 
