@@ -100,6 +100,20 @@ def main() -> None:
 
 
 # reading input files ---------------------------------------------------------
+def _expand_folders(paths: Iterable[Path]) -> list[Path]:
+    """Files as given; a folder stands for its ``.eml`` files in name order."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".eml")
+        if not found:
+            _fail(f"{path}: folder holds no .eml files")
+        files.extend(found)
+    return files
+
+
 def _read_files(files: Iterable[Path]) -> list[tuple[Path, bytes]]:
     """Read every file first, so a bad one stops the command before any write."""
     read: list[tuple[Path, bytes]] = []
@@ -123,9 +137,9 @@ def _read_files(files: Iterable[Path]) -> list[tuple[Path, bytes]]:
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines output.")
 @pass_context
 def drop(context: Context, files: tuple[Path, ...], as_json: bool) -> None:
-    """WorkOrder Drop: process .eml files handed over by hand."""
+    """WorkOrder Drop: process .eml files (or folders of them) handed over by hand."""
     settings = context.settings
-    mails = _read_files(files)
+    mails = _read_files(_expand_folders(files))
     reporter = Reporter(as_json, "WorkOrder Drop")
     reporter.expect(len(mails))
     with app.open_workspace(settings) as workspace:

@@ -471,3 +471,20 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["outcome"] == "created"
+
+
+def test_drop_of_a_folder_takes_its_eml_files_in_name_order(
+    settings: Path, tmp_path: Path
+) -> None:
+    """A folder given to drop stands for its .eml files, in name order."""
+    folder = tmp_path / "handed-over"
+    folder.mkdir()
+    for name in ("13-english-heat-pump-repair.eml", "19-english-reply-heat-pump.eml"):
+        shutil.copy(INBOX / name, folder / name)
+    (folder / "notes.txt").write_text("not a mail", encoding="utf-8")
+    result = mail2wo(settings, "drop", "--json", str(folder))
+    assert [r["outcome"] for r in lines(result)] == ["created", "appended"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    message = _one_line_exit_2(mail2wo(settings, "drop", str(empty)))
+    assert "no .eml files" in message
