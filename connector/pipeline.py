@@ -97,6 +97,12 @@ class Processor:
             result = Result(Outcome.FAILED, delivery, file=file, reason=str(exc))
             self._finish_unprocessed(result, raw, reference, now, started)
             return result
+        except Exception as exc:  # Defensive: a parser bug must not stop the pass
+            logger.exception("parsing a mail from %s failed", delivery.mailbox)
+            reason = f"the mail could not be parsed ({type(exc).__name__}: {exc})"
+            result = Result(Outcome.FAILED, delivery, file=file, reason=reason)
+            self._finish_unprocessed(result, raw, reference, now, started)
+            return result
 
         record = self.store.mail(mail.key)
         if record is not None and self._is_replay(record, delivery):
@@ -162,20 +168,29 @@ class Processor:
         file: str | None,
     ) -> Result:
         resuming = record is not None and record.get("status") == "decided"
-        if record is None or record.get("status") == "done":
-            if record is None:
-                record = self._seen(mail, delivery, reference, now)
-            decision = self._decide(mail, delivery, now)
-            if decision.outcome is Outcome.DUPLICATE:
-                result = result_for(mail, delivery, decision, file)
-                self._log(result, mail, delivery, record, started, now)
-                self._remember_copy(record, delivery)
-                return result
-        elif resuming:
-            decision = decision_from_record(record, mail)
-        else:
-            decision = self._decide(mail, delivery, now)
-        assert record is not None  # Defensive: set on every path above
+        if record is None:
+            record = self._seen(mail, delivery, reference, now)
+        try:
+            if resuming:
+                decision = decision_from_record(record, mail)
+            else:
+                decision = self._decide(mail, delivery, now)
+        except Exception as exc:  # Defensive: a bug in a rule fails one mail only
+            logger.exception("deciding %s failed", mail.key)
+            failed = Result(
+                Outcome.FAILED,
+                delivery,
+                file=file,
+                message_id=mail.message_id,
+                subject=mail.subject,
+                sender=mail.from_addr,
+            )
+            return self._failed(mail, delivery, record, failed, exc, now, started)
+        if decision.outcome is Outcome.DUPLICATE:
+            result = result_for(mail, delivery, decision, file)
+            self._log(result, mail, delivery, record, started, now)
+            self._remember_copy(record, delivery)
+            return result
         result = result_for(mail, delivery, decision, file)
         try:
             self._apply(mail, delivery, decision, record, result, now)
@@ -351,7 +366,11 @@ class Processor:
             record["status"] = "failed"
         record["retry"] = "quarantined" if quarantined else "failed"
         result.outcome = Outcome.QUARANTINED if quarantined else Outcome.FAILED
-        result.reason = str(error)
+        result.reason = (
+            str(error)
+            if isinstance(error, Mail2woError)
+            else f"internal error ({type(error).__name__}: {error}); see the log"
+        )
         if isinstance(error, AuthError):
             result.reason = f"target refused the credentials: {error}"
         self._log(result, mail, delivery, record, started, now, error=record["error"])
