@@ -233,6 +233,8 @@ def sync(context: Context, mailbox_name: str | None, as_json: bool) -> None:
 @pass_context
 def run(context: Context) -> None:
     """Run Conversations mode on the scheduler until stopped (Ctrl-C)."""
+    if logger.getEffectiveLevel() > logging.INFO:  # a service reports each pass
+        logger.setLevel(logging.INFO)
     from connector.scheduler import run_forever
 
     run_forever(context.settings)

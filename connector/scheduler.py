@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+from collections import Counter
 from datetime import datetime
 from types import FrameType
 
@@ -22,9 +24,37 @@ from connector import app
 from connector.settings import Mailbox, Settings
 from providers.errors import SettingsError
 
-__all__ = ["run_forever"]
+__all__ = ["MailboxBackoff", "run_forever"]
 
 logger = logging.getLogger("mail2wo")
+
+
+class MailboxBackoff:
+    """When a failing mailbox may be tried again: the poll interval, doubled
+    after each failed pass in a row, at most an hour."""
+
+    CAP_SECONDS = 3600.0
+
+    def __init__(self, poll_seconds: float) -> None:
+        self.poll_seconds = poll_seconds
+        self.failures = 0
+        self._not_before = 0.0
+
+    def due(self, now: float) -> bool:
+        """Whether a pass may run at monotonic time ``now``."""
+        return now >= self._not_before
+
+    def failed(self, now: float) -> float:
+        """Record a failed pass; return the seconds until the next try."""
+        self.failures += 1
+        wait = min(self.poll_seconds * 2.0**self.failures, self.CAP_SECONDS)
+        self._not_before = now + wait
+        return wait
+
+    def succeeded(self) -> None:
+        """A pass went through: back to the normal schedule."""
+        self.failures = 0
+        self._not_before = 0.0
 
 
 def run_forever(settings: Settings) -> None:
@@ -36,18 +66,32 @@ def run_forever(settings: Settings) -> None:
     with app.open_workspace(settings) as workspace:
         scheduler = BlockingScheduler(timezone=settings.zone)
 
+        backoffs = {m.name: MailboxBackoff(m.poll_seconds) for m in mailboxes}
+
         def job(mailbox: Mailbox) -> None:
+            backoff = backoffs[mailbox.name]
+            if not backoff.due(time.monotonic()):
+                logger.debug("%s: backing off after an error", mailbox.name)
+                return
             with turn:
                 report = app.sync_mailbox(workspace, mailbox)
-            counts: dict[str, int] = {}
-            for result in report.results:
-                counts[str(result.outcome)] = counts.get(str(result.outcome), 0) + 1
-            logger.warning(
-                "%s: %s%s",
+            if report.error:
+                wait = backoff.failed(time.monotonic())
+                logger.warning(
+                    "%s: %s: %s; next try in %d s",
+                    mailbox.name,
+                    report.status,
+                    report.error,
+                    wait,
+                )
+                return
+            backoff.succeeded()
+            counts = Counter(str(result.outcome) for result in report.results)
+            logger.info(
+                "%s: %s",
                 mailbox.name,
                 ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
                 or "no new mail",
-                f" ({report.status}: {report.error})" if report.error else "",
             )
 
         for mailbox in mailboxes:
@@ -66,12 +110,12 @@ def run_forever(settings: Settings) -> None:
             )
 
         def stop(signum: int, _frame: FrameType | None) -> None:
-            logger.warning("signal %d: stopping after the running pass", signum)
+            logger.info("signal %d: stopping after the running pass", signum)
             scheduler.shutdown(wait=False)
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        logger.warning("running %d mailbox(es); Ctrl-C stops", len(mailboxes))
+        logger.info("running %d mailbox(es); Ctrl-C stops", len(mailboxes))
         scheduler.start()
         with turn:  # let a pass that is still running finish first
             pass

@@ -144,3 +144,17 @@ def test_run_processes_new_mail_and_stops_cleanly_on_sigterm(
         ("2026-0001", "Storing: Storing cv-ketel 1"),
         ("2026-0002", "Storing: Storing cv-ketel 2"),
     ]
+
+
+def test_a_failing_mailbox_is_backed_off_doubling_up_to_an_hour() -> None:
+    """After each failed pass the wait doubles from poll_seconds, capped at 1 h."""
+    from connector.scheduler import MailboxBackoff
+
+    backoff = MailboxBackoff(60)
+    assert backoff.due(0.0)
+    waits = [backoff.failed(0.0) for _ in range(7)]
+    assert waits == [120, 240, 480, 960, 1920, 3600, 3600]
+    assert not backoff.due(3599.0)
+    assert backoff.due(3600.0)
+    backoff.succeeded()
+    assert backoff.due(0.0)
