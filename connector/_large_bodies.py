@@ -27,6 +27,12 @@ __all__ = ["LargeBodies"]
 _BASE64_RUN_RE = re.compile(rb"(?<![^\r\n])(?:[A-Za-z0-9+/]++(?:\r\n|\r|\n))++")
 
 
+#: A placeholder no sender can predict, chosen once per process: a pattern
+#: compiled per mail would cost more than the parse and crowd re's cache.
+_MARKER = "M2WO" + secrets.token_hex(16)
+_TOKEN_RE = re.compile(_MARKER + "([0-9]+)")
+
+
 @dataclass(frozen=True)
 class _Cut:
     """Where a set-aside run lies in its buffer, without its last line break."""
@@ -46,8 +52,8 @@ class LargeBodies:
     def __init__(self, over: int | None) -> None:
         self._over = over
         self._cuts: list[_Cut] = []
-        self._marker = "M2WO" + secrets.token_hex(16)
-        self._token_re = re.compile(self._marker + "([0-9]+)")
+        self._marker = _MARKER
+        self._token_re = _TOKEN_RE
 
     def set_aside(self, raw: bytes, start: int = 0) -> bytes:
         """``raw[start:]`` with every long base64 run replaced by a token."""
