@@ -42,7 +42,7 @@ from connector.directory import (
 )
 from connector.targets.base import FileAttachment, Note, Target
 from providers.errors import AuthError, PermanentError, SettingsError, TransientError
-from providers.retry import backoff_delay
+from providers.retry import retrying
 
 __all__ = ["OutSmartTarget"]
 
@@ -91,10 +91,6 @@ class _Answer:
     code: int
     messages: list[str]
     response: Any
-
-
-def _backoff(attempt: int) -> float:
-    return backoff_delay(attempt, base=_BACKOFF_BASE, cap=_BACKOFF_CAP)
 
 
 def _wire_value(value: Any) -> Any:
@@ -307,35 +303,15 @@ class OutSmartTarget(Target):
             )
 
     def _retrying(self, what: str, action: Callable[[], _T]) -> _T:
-        """Run ``action``, trying again after transient failures with backoff.
-
-        A failure whose ``retry_after`` exceeds the backoff cap is raised at
-        once: waiting that long belongs to the pipeline, not to one call.
-        """
-        for attempt in range(self.max_retries + 1):
-            try:
-                return action()
-            except TransientError as exc:
-                wanted = exc.retry_after
-                if attempt == self.max_retries or (wanted or 0) > _BACKOFF_CAP:
-                    if attempt == 0:
-                        raise
-                    raise TransientError(
-                        f"{exc} (gave up after {attempt + 1} tries)",
-                        retry_after=wanted,
-                    ) from exc
-
-                delay = wanted if wanted is not None else _backoff(attempt)
-                logger.debug(
-                    "OutSmart %s: %s; try %d of %d in %.1f s",
-                    what,
-                    exc,
-                    attempt + 2,
-                    self.max_retries + 1,
-                    delay,
-                )
-                self._sleep(delay)
-        raise AssertionError("unreachable")  # Defensive: the loop returns or raises
+        """Run ``action``, trying again after transient failures with backoff."""
+        return retrying(
+            f"OutSmart {what}",
+            action,
+            max_retries=self.max_retries,
+            sleep=self._sleep,
+            base=_BACKOFF_BASE,
+            cap=_BACKOFF_CAP,
+        )
 
     def _list(
         self, endpoint: str, about: str, params: Sequence[tuple[str, str]] = ()

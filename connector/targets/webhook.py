@@ -43,7 +43,7 @@ import requests
 from connector.directory import Address, Directory, Relation
 from connector.targets.base import FileAttachment, Note, Target
 from providers.errors import PermanentError, SettingsError, TransientError
-from providers.retry import backoff_delay, retry_after_seconds
+from providers.retry import retry_after_seconds, retrying
 
 __all__ = ["WebhookTarget", "sign"]
 
@@ -62,10 +62,6 @@ def sign(secret: bytes, body: bytes) -> str:
 
 def _event_id(event: str, key: str) -> str:
     return hashlib.sha256(f"{event}:{key}".encode()).hexdigest()
-
-
-def _backoff(attempt: int) -> float:
-    return backoff_delay(attempt, base=_BACKOFF_BASE, cap=_BACKOFF_CAP)
 
 
 def _files(attachments: Sequence[FileAttachment]) -> list[dict[str, str]]:
@@ -192,30 +188,14 @@ class WebhookTarget(Target):
             "X-Mail2wo-Signature": sign(self._secret, body),
         }
 
-        for attempt in range(self.max_retries + 1):
-            try:
-                self._post(body, headers, about)
-                return
-            except TransientError as exc:
-                wanted = exc.retry_after
-                if attempt == self.max_retries or (wanted or 0) > _BACKOFF_CAP:
-                    if attempt == 0:
-                        raise
-                    raise TransientError(
-                        f"{exc} (gave up after {attempt + 1} tries)",
-                        retry_after=wanted,
-                    ) from exc
-
-                delay = wanted if wanted is not None else _backoff(attempt)
-                logger.debug(
-                    "webhook %s: %s; try %d of %d in %.1f s",
-                    payload["event"],
-                    exc,
-                    attempt + 2,
-                    self.max_retries + 1,
-                    delay,
-                )
-                self._sleep(delay)
+        retrying(
+            f"webhook {payload['event']}",
+            lambda: self._post(body, headers, about),
+            max_retries=self.max_retries,
+            sleep=self._sleep,
+            base=_BACKOFF_BASE,
+            cap=_BACKOFF_CAP,
+        )
 
     def _post(self, body: bytes, headers: dict[str, str], about: str) -> None:
         """One try; raises TransientError or PermanentError unless 2xx."""
