@@ -25,7 +25,7 @@ from datetime import datetime
 from functools import cached_property
 
 from connector._large_bodies import LargeBodies
-from connector.cleaning.html import html_reply_to_text, html_to_text
+from connector.cleaning.html import html_text_and_reply
 from connector.cleaning.reply import split_reply
 from connector.decoding import (
     decode_bytes,
@@ -120,17 +120,22 @@ class InboundMail:
         return "sha256:" + self.raw_sha256
 
     @cached_property
+    def _from_html(self) -> tuple[str, str]:
+        """Text and reply of an HTML-only mail, from one walk over the HTML."""
+        return html_text_and_reply(self.html)
+
+    @cached_property
     def text(self) -> str:
         """The body: the text/plain part, else the HTML converted to text."""
         if self.plain.strip():
             return self.plain
-        return html_to_text(self.html) if self.html else ""
+        return self._from_html[0] if self.html else ""
 
     @cached_property
     def reply(self) -> str:
         """Only the new text: quoted history and signature removed."""
         if not self.plain.strip() and self.html:
-            return html_reply_to_text(self.html)
+            return self._from_html[1]
         return split_reply(self.text).reply
 
     def header(self, name: str) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.cleaning import html_reply_to_text, html_to_text
+from connector.cleaning.html import html_text_and_reply
+from connector.mail import parse_mail
 
 OUTLOOK_HEAD = """<html xmlns:o="urn:schemas-microsoft-com:office:office"><head>
 <meta name=Generator content="Microsoft Word 15 (filtered medium)">
@@ -329,3 +332,50 @@ def test_plain_conversion_keeps_the_quote_marked_with_prefix() -> None:
     html = "Ja.<blockquote type=cite>Wanneer?</blockquote>"
 
     assert html_to_text(html) == "Ja.\n> Wanneer?"
+
+
+_PIECES = [
+    "<p>",
+    "</p>",
+    "<div>",
+    "</div>",
+    '<div class="gmail_quote">',
+    '<blockquote type="cite">',
+    "</blockquote>",
+    '<div id="divRplyFwdMsg">',
+    '<div id="x_appendonsend">',
+    "<hr>",
+    '<div style="border-top:solid #E1E1E1 1.0pt">',
+    "<table><tr><td>a</td><td>b</td></tr></table>",
+    "<br>",
+    "<ul><li>item</li></ul>",
+    '<span style="display:none">hidden</span>',
+    "<style>p{color:red}</style>",
+    "<!--[if !supportLists]-->·<!--[endif]-->",
+    "Hallo Jan,",
+    "From: Piet",
+    "Sent: maandag",
+    "Van: Piet",
+    "Verzonden: maandag",
+    "tekst",
+    "\n",
+]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_one_walk_gives_the_same_text_and_reply_as_two(pieces: list[str]) -> None:
+    """html_text_and_reply equals html_to_text plus html_reply_to_text."""
+    html = "".join(pieces)
+    assert html_text_and_reply(html) == (html_to_text(html), html_reply_to_text(html))
+
+
+def test_one_walk_agrees_on_every_html_part_of_the_examples() -> None:
+    """The single walk renders the demo mails exactly as the two walks do."""
+    root = Path(__file__).resolve().parents[1] / "examples" / "inbox"
+    parts = [parse_mail(p.read_bytes()).html for p in sorted(root.glob("*.eml"))]
+    for html in filter(None, parts):
+        assert html_text_and_reply(html) == (
+            html_to_text(html),
+            html_reply_to_text(html),
+        )

@@ -22,7 +22,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from connector.cleaning._lines import LineWriter
 from connector.cleaning.reply import split_reply
 
-__all__ = ["html_reply_to_text", "html_to_text"]
+__all__ = ["html_reply_to_text", "html_text_and_reply", "html_to_text"]
 
 _INVISIBLE_TAGS = frozenset(
     {"head", "style", "script", "title", "template", "noscript", "svg", "xml"}
@@ -84,6 +84,71 @@ def html_reply_to_text(html: str) -> str:
     (Outlook 2010 header paragraphs, attributions, signatures).
     """
     return split_reply("\n".join(_render(html, reply=True))).reply
+
+
+def html_text_and_reply(html: str) -> tuple[str, str]:
+    """``html_to_text`` and ``html_reply_to_text`` of one part, in one walk."""
+    full, reply = _render_both(html)
+    return "\n".join(full), split_reply("\n".join(reply)).reply
+
+
+def _render_both(html: str) -> tuple[list[str], list[str]]:
+    """The full and the reply rendering from one walk over the tree.
+
+    The walk is the full one; the reply writer follows it except inside a
+    quote the reply rendering skips (tracked by the quote's ``mem_id``) and
+    after the point where it stops.
+    """
+    full, reply = LineWriter(), LineWriter()
+    skipping: int | None = None  # mem_id of the quote the reply leaves out
+    stopped = False
+    node: LexborNode | None = LexborHTMLParser(_limit_nesting(html)).root
+
+    def leave(left: LexborNode) -> None:
+        nonlocal skipping
+        _leave(left, full)
+        if skipping is None and not stopped:
+            _leave(left, reply)
+        elif skipping == left.mem_id:
+            skipping = None
+
+    while node is not None:
+        following = skipping is None and not stopped
+        if node.is_text_node:
+            full.text(node.text_content or "")
+            if following:
+                reply.text(node.text_content or "")
+        elif node.is_comment_node and _comment_starts(node, "[if !supportlists"):
+            full.open("item")
+            if following:
+                reply.open("item")
+            node = _end_of_list_marker(node)
+        elif node.is_element_node:
+            step = _enter(node, full, reply=False)
+            if following and step is _Step.DESCEND:
+                quoted = _enter(node, reply, reply=True)
+                if quoted is _Step.STOP:
+                    stopped = True
+                elif quoted is _Step.SKIP:
+                    skipping = node.mem_id
+            if step is _Step.DESCEND:
+                if (child := node.child) is not None:
+                    node = child
+                    continue
+                leave(node)
+        while node is not None and node.next is None:
+            parent = node.parent
+            if parent is None or parent.is_document_node:
+                node = None
+                break
+            leave(parent)
+            node = parent
+        node = node.next if node is not None else None
+
+    full.end_block()
+    reply.end_block()
+    reply_lines = _cut_at_header(reply.lines, reply.cut_candidates)
+    return _tidy(full.lines), _tidy(reply_lines)
 
 
 def _render(html: str, *, reply: bool) -> list[str]:
