@@ -76,13 +76,9 @@ def local_files(settings: Settings) -> dict[str, Path | None]:
 def build_target(settings: Settings) -> Target:
     """The target named in ``[target]``."""
     target = settings.target
-    local = LocalTarget(settings.state_dir / "local", local_files(settings))
-    if target.kind == "local":
-        return local
     if target.kind == "outsmart":
         from connector.targets.outsmart import OutSmartTarget
 
-        local.close()
         return OutSmartTarget(
             target.base_url,
             os.environ.get(target.token_env, ""),
@@ -90,6 +86,11 @@ def build_target(settings: Settings) -> Target:
             token_env=target.token_env,
             software_token_env=target.software_token_env,
         )
+
+    local = LocalTarget(settings.state_dir / "local", local_files(settings))
+    if target.kind == "local":
+        return local
+
     from connector.targets.webhook import WebhookTarget
 
     directory = local.load_directory()

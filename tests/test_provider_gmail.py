@@ -32,6 +32,7 @@ from tests.fakes.google import (
     sample_mail,
     write_token_file,
 )
+from tests.settings_files import write_client_secrets
 
 
 @pytest.fixture
@@ -613,20 +614,6 @@ def test_steady_state_costs_few_http_requests_per_new_mail(
 # -- connecting ------------------------------------------------------------
 
 
-def client_secrets(fake: FakeGoogle, path: Path) -> Path:
-    config = {
-        "installed": {
-            "client_id": fake.client_id,
-            "client_secret": fake.client_secret,
-            "auth_uri": fake.auth_uri,
-            "token_uri": fake.token_uri,
-            "redirect_uris": ["http://localhost"],
-        }
-    }
-    path.write_text(json.dumps(config))
-    return path
-
-
 def consent(url: str) -> str:
     """What the browser ends on after the person allows access (a redirect)."""
 
@@ -660,7 +647,7 @@ def test_headless_connect_accepts_the_redirect_address_or_the_code(
         return location
 
     connect_installed_app(
-        client_secrets(fake, tmp_path / "client.json"),
+        write_client_secrets(fake, tmp_path / "client.json"),
         token_path,
         [GMAIL_MODIFY],
         headless=True,
@@ -686,7 +673,7 @@ def test_headless_connect_refuses_an_address_from_another_attempt(
 
     with pytest.raises(AuthError, match="another attempt"):
         connect_installed_app(
-            client_secrets(fake, tmp_path / "client.json"),
+            write_client_secrets(fake, tmp_path / "client.json"),
             token_path,
             [GMAIL_READONLY],
             headless=True,
@@ -718,7 +705,7 @@ def test_connect_with_a_browser_catches_the_redirect_locally(
     token_path = tmp_path / "token.json"
 
     connect_installed_app(
-        client_secrets(fake, tmp_path / "client.json"),
+        write_client_secrets(fake, tmp_path / "client.json"),
         token_path,
         [GMAIL_READONLY],
         headless=False,
